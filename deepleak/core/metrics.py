@@ -1,0 +1,216 @@
+"""Membership-inference metrics: ROC, AUC and TPR at low FPR, with bootstrap intervals.
+
+Scores are "higher means member". ``labels`` are 1 for members and 0 for
+non-members.
+
+TPR at FPR ``x`` is the best TPR among ROC points whose FPR does not exceed
+``x``: never the point nearest ``x`` and never interpolated. When ``x`` is
+below the FPR resolution ``1 / n_non_members`` (and above 0), the only point
+that qualifies is FPR 0, so the figure says nothing about ``x`` itself; it is
+then reported as not resolvable (``None``), never as a number.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+def _split(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels)
+    if scores.shape != labels.shape or scores.ndim != 1:
+        raise ValueError(f"scores and labels must be 1-D of equal length, got {scores.shape} and {labels.shape}")
+    if not np.isin(labels, (0, 1)).all():
+        raise ValueError("labels must be 0 (non-member) or 1 (member)")
+    positives, negatives = scores[labels == 1], scores[labels == 0]
+    if len(positives) == 0 or len(negatives) == 0:
+        raise ValueError("need at least one member and one non-member")
+    if not (np.isfinite(positives).all() and np.isfinite(negatives).all()):
+        raise ValueError("scores contain NaN or infinity")
+    return positives, negatives
+
+
+def roc_curve(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return ``(fpr, tpr, thresholds)`` for every distinct threshold, starting at ``(0, 0)``.
+
+    Predicting "member" when ``score >= threshold``; tied scores move together,
+    so a tie between a member and a non-member never yields a point between them.
+    """
+    positives, negatives = _split(scores, labels)
+    thresholds = np.unique(np.concatenate([positives, negatives]))[::-1]
+    tp = len(positives) - np.searchsorted(np.sort(positives), thresholds, side="left")
+    fp = len(negatives) - np.searchsorted(np.sort(negatives), thresholds, side="left")
+    fpr = np.concatenate([[0.0], fp / len(negatives)])
+    tpr = np.concatenate([[0.0], tp / len(positives)])
+    return fpr, tpr, np.concatenate([[np.inf], thresholds])
+
+
+def auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve: P(member score > non-member score) + 0.5 P(tie)."""
+    positives, negatives = _split(scores, labels)
+    return _auc(positives, negatives)
+
+
+def _auc(positives: np.ndarray, negatives: np.ndarray) -> float:
+    ordered = np.sort(negatives)
+    below = np.searchsorted(ordered, positives, side="left")
+    not_above = np.searchsorted(ordered, positives, side="right")
+    wins = below.sum() + 0.5 * (not_above - below).sum()
+    return float(wins / (len(positives) * len(negatives)))
+
+
+def tpr_at_fpr(scores: np.ndarray, labels: np.ndarray, level: float) -> float:
+    """Best TPR among ROC points with FPR <= ``level`` (FPR 0 always qualifies)."""
+    positives, negatives = _split(scores, labels)
+    return _tpr_at(positives, np.sort(negatives)[::-1], level)
+
+
+def _tpr_at(positives: np.ndarray, negatives_descending: np.ndarray, level: float) -> float:
+    # A threshold just above the (k+1)-th highest non-member score flags at most k
+    # non-members, and no lower threshold does; k = floor(level * n), guarded
+    # against float error such as 0.03 * 100 = 2.9999999999999996.
+    allowed = math.floor(level * len(negatives_descending) + 1e-9)
+    if allowed >= len(negatives_descending):
+        return 1.0
+    cut = negatives_descending[allowed]
+    return float(np.count_nonzero(positives > cut) / len(positives))
+
+
+def fpr_resolution(labels: np.ndarray) -> float:
+    """Smallest non-zero FPR the non-members can show: ``1 / n_non_members``."""
+    negatives = int(np.count_nonzero(np.asarray(labels) == 0))
+    if negatives == 0:
+        raise ValueError("no non-members")
+    return 1.0 / negatives
+
+
+def is_resolvable(level: float, resolution: float) -> bool:
+    """Whether a TPR at FPR ``level`` can be read with this FPR resolution (level 0 always can)."""
+    return level == 0.0 or level + 1e-12 >= resolution
+
+
+def level_key(level: float) -> str:
+    """Metric key of an FPR level: ``0.01 -> "tpr_at_1pct_fpr"``, ``0.001 -> "tpr_at_0.1pct_fpr"``."""
+    percent = f"{level * 100:.6f}".rstrip("0").rstrip(".")
+    return f"tpr_at_{percent}pct_fpr"
+
+
+@dataclass
+class Estimate:
+    """A point estimate with its bootstrap confidence interval (``None`` bounds when bootstrapping is off)."""
+
+    value: float | None
+    low: float | None = None
+    high: float | None = None
+    resolvable: bool = True
+
+    def format(self, percent: bool = True) -> str:
+        """Render as ``"12.3% [8.1, 15.0]"``, or ``"not resolvable"``."""
+        if not self.resolvable or self.value is None:
+            return "not resolvable"
+        scale, unit = (100.0, "%") if percent else (1.0, "")
+        text = f"{self.value * scale:.{1 if percent else 3}f}{unit}"
+        if self.low is not None and self.high is not None:
+            text += f" [{self.low * scale:.{1 if percent else 3}f}, {self.high * scale:.{1 if percent else 3}f}]"
+        return text
+
+
+@dataclass
+class AttackMetrics:
+    """AUC and TPR at each FPR level for one attack on one set of scores."""
+
+    auc: Estimate
+    tpr: dict[float, Estimate]
+    n_members: int
+    n_non_members: int
+    fpr_resolution: float
+    confidence: float
+    bootstrap: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def flat(self) -> dict[str, float]:
+        """Return plain numeric metrics (AUC, resolvable TPRs and their bounds) for trackers and JSON."""
+        out = {"auc": self.auc.value}
+        if self.auc.low is not None:
+            out["auc_low"], out["auc_high"] = self.auc.low, self.auc.high
+        for level, estimate in self.tpr.items():
+            if not estimate.resolvable:
+                continue
+            key = level_key(level)
+            out[key] = estimate.value
+            if estimate.low is not None:
+                out[f"{key}_low"], out[f"{key}_high"] = estimate.low, estimate.high
+        out["fpr_resolution"] = self.fpr_resolution
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict that keeps unresolvable levels as explicit entries."""
+        return {
+            "auc": asdict(self.auc),
+            "tpr": {level_key(level): {"fpr_level": level, **asdict(estimate)} for level, estimate in self.tpr.items()},
+            "n_members": self.n_members,
+            "n_non_members": self.n_non_members,
+            "fpr_resolution": self.fpr_resolution,
+            "confidence": self.confidence,
+            "bootstrap": self.bootstrap,
+            **self.extra,
+        }
+
+
+def evaluate_attack(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    levels: list[float],
+    bootstrap: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> AttackMetrics:
+    """Compute AUC and TPR at each FPR level, with stratified percentile-bootstrap intervals.
+
+    Members and non-members are resampled separately, so every resample keeps
+    the original counts and the same FPR resolution.
+    """
+    positives, negatives = _split(scores, labels)
+    resolution = 1.0 / len(negatives)
+    negatives_descending = np.sort(negatives)[::-1]
+    point_auc = _auc(positives, negatives)
+    point_tpr = {level: _tpr_at(positives, negatives_descending, level) for level in levels}
+
+    auc_samples = np.empty(bootstrap)
+    tpr_samples = {level: np.empty(bootstrap) for level in levels}
+    rng = np.random.default_rng(seed)
+    for b in range(bootstrap):
+        pos = positives[rng.integers(0, len(positives), len(positives))]
+        neg = negatives[rng.integers(0, len(negatives), len(negatives))]
+        auc_samples[b] = _auc(pos, neg)
+        neg_desc = np.sort(neg)[::-1]
+        for level in levels:
+            tpr_samples[level][b] = _tpr_at(pos, neg_desc, level)
+
+    tail = (1.0 - confidence) / 2.0
+
+    def interval(samples: np.ndarray) -> tuple[float | None, float | None]:
+        if bootstrap == 0:
+            return None, None
+        low, high = np.quantile(samples, [tail, 1.0 - tail])
+        return float(low), float(high)
+
+    tpr = {}
+    for level in levels:
+        if is_resolvable(level, resolution):
+            tpr[level] = Estimate(point_tpr[level], *interval(tpr_samples[level]))
+        else:
+            tpr[level] = Estimate(None, resolvable=False)
+    return AttackMetrics(
+        auc=Estimate(point_auc, *interval(auc_samples)),
+        tpr=tpr,
+        n_members=len(positives),
+        n_non_members=len(negatives),
+        fpr_resolution=resolution,
+        confidence=confidence,
+        bootstrap=bootstrap,
+    )

@@ -1,0 +1,76 @@
+"""A name-to-class registry shared by the explainer, hardener and attack extension points."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
+
+from deepleak.errors import UnknownNameError
+
+T = TypeVar("T")
+
+
+def normalize_name(name: str) -> str:
+    """Fold case and separators so ``Integrated-Gradients`` matches ``integrated_gradients``."""
+    folded = name.strip().lower().replace("×", "x").replace("*", "x")
+    return re.sub(r"[\s_\-]+", "", folded)
+
+
+class Registry(Generic[T]):
+    """Maps canonical names and aliases to registered classes.
+
+    Lookups ignore case, spaces, hyphens and underscores, so the reference
+    tool's keywords (``SMAP``) and readable names (``saliency``) both resolve.
+    An unknown name raises :class:`UnknownNameError` listing the canonical names.
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._classes: dict[str, T] = {}
+        self._lookup: dict[str, str] = {}
+
+    def register(self, name: str, *aliases: str) -> Callable[[T], T]:
+        """Return a decorator that registers a class under ``name`` and ``aliases``."""
+
+        def decorator(cls: T) -> T:
+            if name in self._classes:
+                raise ValueError(f"{self.kind} {name!r} is already registered")
+            self._classes[name] = cls
+            for key in (name, *aliases):
+                folded = normalize_name(key)
+                owner = self._lookup.get(folded)
+                if owner is not None and owner != name:
+                    raise ValueError(f"{self.kind} alias {key!r} is taken by {owner!r}")
+                self._lookup[folded] = name
+            return cls
+
+        return decorator
+
+    def canonical(self, name: str) -> str:
+        """Return the canonical name for ``name`` or an alias of it."""
+        try:
+            return self._lookup[normalize_name(name)]
+        except KeyError:
+            raise UnknownNameError(self.kind, name, self._classes) from None
+
+    def get(self, name: str) -> T:
+        """Return the class registered under ``name`` or one of its aliases."""
+        return self._classes[self.canonical(name)]
+
+    def names(self) -> list[str]:
+        """Return the canonical names in registration order."""
+        return list(self._classes)
+
+    def aliases(self, name: str) -> list[str]:
+        """Return the folded aliases that resolve to the canonical ``name``."""
+        return [alias for alias, owner in self._lookup.items() if owner == name]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and normalize_name(name) in self._lookup
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._classes)
+
+    def __len__(self) -> int:
+        return len(self._classes)
