@@ -22,10 +22,12 @@ class ConfigError(DeepLeakError):
 class UnknownNameError(ConfigError, KeyError):
     """A registry lookup for a name that is not registered."""
 
-    def __init__(self, kind: str, name: str, valid: Iterable[str]) -> None:
+    def __init__(self, kind: str, name: str, valid: Iterable[str], suggestion: str | None = None) -> None:
         valid = sorted(valid)
-        close = difflib.get_close_matches(name, valid, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        if suggestion is None:
+            close = difflib.get_close_matches(name, valid, n=1)
+            suggestion = close[0] if close else None
+        hint = f" Did you mean {suggestion!r}?" if suggestion else ""
         message = f"unknown {kind} {name!r}.{hint} Valid names: {', '.join(valid)}."
         super().__init__(message)
         self.kind = kind
@@ -50,3 +52,7 @@ class UnsupportedError(DeepLeakError):
     For example a Guided Backprop rule on a model whose activations are
     functional calls, which leave no module to hook.
     """
+
+
+class ProtocolError(DeepLeakError):
+    """A confound besides membership that separates members from non-members, found by the protocol audit."""

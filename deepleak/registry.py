@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
@@ -49,10 +50,13 @@ class Registry(Generic[T]):
 
     def canonical(self, name: str) -> str:
         """Return the canonical name for ``name`` or an alias of it."""
+        folded = normalize_name(name)
         try:
-            return self._lookup[normalize_name(name)]
+            return self._lookup[folded]
         except KeyError:
-            raise UnknownNameError(self.kind, name, self._classes) from None
+            close = difflib.get_close_matches(folded, list(self._lookup), n=1)
+            suggestion = self._lookup[close[0]] if close else None
+            raise UnknownNameError(self.kind, name, self._classes, suggestion) from None
 
     def get(self, name: str) -> T:
         """Return the class registered under ``name`` or one of its aliases."""

@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import os
+import pickle
 import shutil
 import tempfile
 import zipfile
@@ -114,7 +115,7 @@ def load_model_state(path: str | Path, model: nn.Module, producer: str = "train"
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(payload["state_dict"])
-    except (RuntimeError, KeyError, TypeError, EOFError, zipfile.BadZipFile, OSError) as error:
+    except (RuntimeError, KeyError, TypeError, ValueError, EOFError, zipfile.BadZipFile, OSError, pickle.UnpicklingError) as error:
         summary = str(error).splitlines()[0][:200]
         raise ArtifactError(
             f"weights file {path} is corrupt or does not match the model ({summary}); "
@@ -123,9 +124,15 @@ def load_model_state(path: str | Path, model: nn.Module, producer: str = "train"
     return payload.get("meta", {})
 
 
-def file_digest(path: str | Path) -> str:
-    """Return the SHA-256 of a file, or of every file under a folder in sorted order."""
+def file_digest(path: str | Path, producer: str) -> str:
+    """Return the SHA-256 of a file, or of every file under a folder in sorted order.
+
+    Raises:
+        ArtifactError: ``path`` does not exist; the message names the stage ``producer`` that writes it.
+    """
     path = Path(path)
+    if not path.exists():
+        raise ArtifactError(f"{path} not found; run the {producer} stage first (dvc repro {producer})")
     digest = hashlib.sha256()
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     for file in files:

@@ -70,7 +70,7 @@ def train_model(
             loss = F.cross_entropy(model(inputs), targets)
             loss.backward()
             optimizer.step()
-            total_loss += float(loss) * len(batch)
+            total_loss += float(loss.detach()) * len(batch)
         if on_epoch is not None:
             on_epoch(epoch, total_loss / len(order))
     return model.eval()

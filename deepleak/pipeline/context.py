@@ -6,7 +6,7 @@ import contextlib
 import logging
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,9 +53,17 @@ class StageContext:
 
     params: Params
     root: Path
-    tracker: Tracker
+    tracker_factory: Callable[[], Tracker]
     progress: ProgressReporter = field(default_factory=NullProgress)
     timings: dict[str, float] = field(default_factory=dict)
+    _tracker: Tracker | None = field(default=None, init=False, repr=False)
+
+    @property
+    def tracker(self) -> Tracker:
+        """Tracker, connected on first use so that input errors surface before the store opens."""
+        if self._tracker is None:
+            self._tracker = self.tracker_factory()
+        return self._tracker
 
     @classmethod
     def create(
@@ -71,8 +79,11 @@ class StageContext:
         if not path.is_absolute():
             path = root_path / path
         params = load_params(path, overrides)
-        tracker = create_tracker(params.tracking.enabled, params.tracking.experiment, root_path)
-        return cls(params, root_path, tracker, progress or NullProgress())
+
+        def connect() -> Tracker:
+            return create_tracker(params.tracking.enabled, params.tracking.experiment, root_path)
+
+        return cls(params, root_path, connect, progress or NullProgress())
 
     def path(self, *parts: str) -> Path:
         """Return a path under the project root."""

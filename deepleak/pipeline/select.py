@@ -56,15 +56,22 @@ def run_select(ctx: StageContext) -> dict[str, pd.DataFrame]:
             for seed, attacks in per_seed.items():
                 entry = attacks[select.attack]["tpr"].get(key)
                 value = entry["value"] if entry else None
-                ranked.append((int(seed), value))
-            if all(value is None for _, value in ranked):
-                log.warning("%s: TPR at %g FPR is not resolvable; seeds are ranked by AUC instead", name, select.fpr)
-                ranked = [(int(seed), attacks[select.attack]["auc"]["value"]) for seed, attacks in per_seed.items()]
-            ranked.sort(key=lambda item: (-(item[1] if item[1] is not None else -1.0), item[0]))
-            best = ranked[: select.topk]
+                ranked.append((int(seed), value, attacks[select.attack]["auc"]["value"]))
+            if all(value is None for _, value, _ in ranked):
+                log.warning(
+                    "%s: TPR at %g FPR is below the FPR resolution and left empty; seeds are ranked by AUC. "
+                    "Add non-members (prepare.target_non_members) to resolve it",
+                    name,
+                    select.fpr,
+                )
+            # Resolvable TPRs first, highest first; AUC breaks ties and orders the rest.
+            ranked.sort(key=lambda item: (item[1] is None, -(item[1] or 0.0), -item[2], item[0]))
+            best = [(seed, value) for seed, value, _ in ranked[: select.topk]]
             for seed, value in best:
                 top_rows.append({"XAI Method": name, "Seed": seed, "TPR": value})
-            values = np.array([value for _, value in ranked if value is not None], dtype=float)
+            values = np.array([value for _, value, _ in ranked if value is not None], dtype=float)
+            best_values = [value for _, value in best if value is not None]
+            level = f"TPR@{select.fpr * 100:g}%"
             auc_values = np.array([attacks[select.attack]["auc"]["value"] for attacks in per_seed.values()])
             summary_rows.append(
                 {
@@ -72,9 +79,11 @@ def run_select(ctx: StageContext) -> dict[str, pd.DataFrame]:
                     "Attack": select.attack,
                     "Explained output": metrics["explained_output"],
                     "Seeds": len(ranked),
-                    f"TPR@{select.fpr * 100:g}% mean": float(values.mean()) if len(values) else None,
-                    f"TPR@{select.fpr * 100:g}% std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
-                    f"TPR@{select.fpr * 100:g}% best-of-{select.topk} mean (selected, optimistic)": float(np.mean([v for _, v in best if v is not None])) if best else None,
+                    f"{level} mean": float(values.mean()) if len(values) else None,
+                    f"{level} std": float(values.std(ddof=1)) if len(values) > 1 else None,
+                    f"{level} best-of-{select.topk} mean (selected, optimistic)": (
+                        float(np.mean(best_values)) if best_values else None
+                    ),
                     "AUC mean": float(auc_values.mean()),
                     "AUC std": float(auc_values.std(ddof=1)) if len(auc_values) > 1 else 0.0,
                 }
@@ -106,5 +115,8 @@ def run_select(ctx: StageContext) -> dict[str, pd.DataFrame]:
         run.log_table(table, "tpr_table.json")
         run.log_artifact(topk_path(ctx))
         for row in summary_rows:
-            run.log_metrics({f"{row['XAI Method']}_auc_mean": row["AUC mean"], f"{row['XAI Method']}_tpr_mean": row[f"TPR@{select.fpr * 100:g}% mean"]})
+            method_name = row["XAI Method"]
+            run.log_metrics(
+                {f"{method_name}_auc_mean": row["AUC mean"], f"{method_name}_tpr_mean": row[f"TPR@{select.fpr * 100:g}% mean"]}
+            )
     return {"top": top, "summary": summary, "table": table}

@@ -36,7 +36,7 @@ def run_train(ctx: StageContext) -> dict:
     params = ctx.params
     with ctx.phase("load dataset"):
         dataset = ctx.dataset()
-    splits_digest = file_digest(ctx.artifacts("splits"))
+    splits_digest = file_digest(ctx.artifacts("splits"), "prepare")
     checkpoints = ctx.checkpoint_dir("train", params.base.model_dump(), params.train.model_dump(), splits_digest)
     results: dict = {}
     run_params = {"base": params.base.model_dump(), "train": params.train.model_dump()}

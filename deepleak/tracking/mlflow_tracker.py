@@ -16,6 +16,8 @@ import pandas as pd
 from deepleak.tracking.base import NullTracker
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# MLflow logs schema creation and migrations at INFO on its own handler; keep stage output readable.
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 log = logging.getLogger(__name__)
 
