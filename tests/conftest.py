@@ -27,7 +27,7 @@ def tiny_params(**sections: dict[str, Any]) -> dict[str, Any]:
     params["explain"]["method_settings"] = {"IG": {"n_steps": 4}}
     params["attack"]["bootstrap"] = 20
     params["attack"]["reference_cnn"]["epochs"] = 2
-    params["reference"]["models"] = 2
+    params["reference"]["models"] = 4
     for name, values in sections.items():
         params.setdefault(name, {}).update(values)
     return params

@@ -75,3 +75,17 @@ def test_batching_does_not_change_maps(trained):
     )
     run_explain(small, "IG")
     np.testing.assert_allclose(explain_stage.load_explanations(small, "IG", 0, "target")["maps"], whole, atol=1e-6)
+
+
+def test_training_is_reproducible(tmp_path):
+    import torch
+
+    states = []
+    for name in ("first", "second"):
+        root = make_project(tmp_path / name, tiny_params(tracking={"enabled": False}))
+        ctx = StageContext.create(root / "params.yaml", root=root)
+        run_prepare(ctx)
+        run_train(ctx)
+        states.append(torch.load(ctx.artifacts("models", "seed_0", "target.pt"), weights_only=True)["state_dict"])
+    for key, value in states[0].items():
+        assert torch.equal(value, states[1][key]), key

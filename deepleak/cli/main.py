@@ -134,6 +134,39 @@ def attack(
 
 
 @app.command(rich_help_panel=STAGES)
+def reference(params: ParamsOption = Path("params.yaml")) -> None:
+    """Train the reference models of every seed (for calibrated attacks)."""
+    from deepleak.pipeline.reference import run_reference
+
+    with handle_errors():
+        run_reference(_context(params))
+
+
+@app.command("reference-maps", rich_help_panel=STAGES)
+def reference_maps(params: ParamsOption = Path("params.yaml")) -> None:
+    """Explain all split examples under every reference, target and shadow model, for reference.methods."""
+    from deepleak.pipeline.reference import run_reference_maps
+
+    with handle_errors():
+        run_reference_maps(_context(params))
+
+
+@app.command("audit-protocol", rich_help_panel=STAGES)
+def audit_protocol(
+    params: ParamsOption = Path("params.yaml"),
+    method: Annotated[
+        list[str] | None, typer.Option("--method", "-m", help="Method whose explain records to audit (default: all).")
+    ] = None,
+) -> None:
+    """Check that members and non-members differ only in membership (splits, preprocessing, eval mode, batches)."""
+    from deepleak.pipeline.audit import run_protocol_audit
+
+    with handle_errors():
+        result = run_protocol_audit(_context(params), method or None)
+    out.print(f"protocol audit passed ({len(result['checks'])} check groups)")
+
+
+@app.command(rich_help_panel=STAGES)
 def select(params: ParamsOption = Path("params.yaml")) -> None:
     """Write top_<k>_tprs.csv and the per-method summary over seeds."""
     from deepleak.pipeline import run_select
@@ -141,6 +174,52 @@ def select(params: ParamsOption = Path("params.yaml")) -> None:
     with handle_errors():
         result = run_select(_context(params))
     print_results(result["summary"], result["top"])
+
+
+@app.command(rich_help_panel=STAGES)
+def optimize(
+    method: Annotated[str, typer.Argument(help="Explanation method whose maps are hardened.")],
+    params: ParamsOption = Path("params.yaml"),
+    trials: Annotated[
+        int | None, typer.Option("--trials", min=1, help="Complete Optuna trials per (method, seed); default: optimize.trials.")
+    ] = None,
+) -> None:
+    """Search hardening settings for one method on the seeds in top_<k>_tprs.csv."""
+    from deepleak.pipeline.optimize import run_optimize
+
+    with handle_errors():
+        run_optimize(_context(params, {"optimize.trials": trials} if trials is not None else None), method)
+
+
+@app.command(rich_help_panel=STAGES)
+def rootcause(
+    experiment: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--experiment",
+            "-e",
+            help="Experiment to run, a key of rootcause.experiments (repeatable). Default: all of them, then the report.",
+        ),
+    ] = None,
+    report: Annotated[
+        bool, typer.Option("--report", help="Only combine finished experiments into results/rootcause/report.md.")
+    ] = False,
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Run controlled experiments on what drives explanation leakage, and write their report."""
+    from deepleak.pipeline.rootcause import run_rootcause, run_rootcause_report
+
+    with handle_errors():
+        if report and experiment:
+            raise DeepLeakError("--report and --experiment exclude each other; pass one of them")
+        ctx = _context(params)
+        result = run_rootcause_report(ctx) if report else run_rootcause(ctx, experiment or None)
+    if "report" in result:
+        out.print(f"wrote {result['report']}")
+    for name, summary in result["summaries"].items():
+        correlation = summary["correlations"][summary["primary_attack"]]
+        verdict = "drives leakage" if summary["drives"] else "no effect shown"
+        out.print(f"{name}: Spearman rho (AUC) {correlation['auc_text']}: {verdict}")
 
 
 class Mode(str, Enum):
@@ -159,7 +238,19 @@ def run(
         typer.Option("--xai-methods", "-x", help="Methods to profile, space- or comma-separated (default: params.yaml)."),
     ] = None,
     topk: Annotated[int | None, typer.Option("--topk", min=1, help="Most vulnerable seeds kept per method.")] = None,
-    trials: Annotated[int | None, typer.Option("--trials", min=1, help="Number of seeds (0 .. trials-1) per method.")] = None,
+    trials: Annotated[
+        int | None,
+        typer.Option(
+            "--trials",
+            min=1,
+            help="attack and both: number of seeds (0 .. trials-1) per method. "
+            "optimize: complete Optuna trials per (method, seed).",
+        ),
+    ] = None,
+    optuna_trials: Annotated[
+        int | None,
+        typer.Option("--optuna-trials", min=1, help="Complete Optuna trials per (method, seed), in optimize and both modes."),
+    ] = None,
     params: ParamsOption = Path("params.yaml"),
     use_dvc: Annotated[bool, typer.Option("--dvc/--no-dvc", help="Run through dvc repro (default when dvc.yaml exists).")] = True,
 ) -> None:
@@ -177,9 +268,12 @@ def run(
             methods=_split_methods(xai_methods),
             topk=topk,
             trials=trials,
+            optuna_trials=optuna_trials,
             use_dvc=use_dvc,
         )
-    print_results(result["summary"], result["top"])
+    print_results(result.get("summary"), result.get("top"))
+    if result.get("optimize") is not None:
+        print_table(result["optimize"], "Hardening: leakage (TPR - FPR) and utility loss of the chosen configuration")
 
 
 def _split_methods(values: list[str] | None) -> list[str] | None:
@@ -231,23 +325,49 @@ def tui(params: ParamsOption = Path("params.yaml")) -> None:
 
 
 def print_results(summary, top) -> None:
-    """Print the per-method summary and the top-k table."""
+    """Print the per-method summary (mean ± std over seeds beside best-of-k) and the top-k table."""
     from rich.table import Table
 
     if summary is not None and len(summary):
-        table = Table(title="Leakage per method (mean over seeds, with the optimistic best-of-k beside it)")
-        for column in summary.columns:
-            table.add_column(str(column))
-        for row in summary.itertuples(index=False):
-            table.add_row(*[f"{value:.4f}" if isinstance(value, float) else str(value) for value in row])
+        table = Table(title="Leakage per method: mean ± std over seeds; best-of-k is selected on the same data")
+        for column in ("Method", "Attack", "Output", "Seeds", "TPR mean ± std", "Best-of-k TPR", "AUC mean ± std"):
+            table.add_column(column)
+        tpr_mean = next(column for column in summary.columns if column.endswith("% mean"))
+        tpr_std = next(column for column in summary.columns if column.endswith("% std"))
+        best = next(column for column in summary.columns if "best-of" in column)
+        for _, row in summary.iterrows():
+            table.add_row(
+                str(row["XAI Method"]),
+                str(row["Attack"]),
+                str(row["Explained output"]),
+                str(row["Seeds"]),
+                f"{tpr_mean.split(' ')[0]} {_percent(row[tpr_mean])} ± {_percent(row[tpr_std])}",
+                _percent(row[best]),
+                f"{row['AUC mean']:.3f} ± {_number(row['AUC std'])}",
+            )
         out.print(table)
     if top is not None and len(top):
-        table = Table(title="Most vulnerable seeds (top_k_tprs.csv)")
-        for column in top.columns:
-            table.add_column(str(column))
-        for row in top.itertuples(index=False):
-            table.add_row(*[f"{value:.4f}" if isinstance(value, float) else str(value) for value in row])
-        out.print(table)
+        print_table(top, "Most vulnerable seeds (top-k table)")
+
+
+def _percent(value) -> str:
+    return "n/a" if value is None or value != value else f"{100 * float(value):.1f}%"
+
+
+def _number(value) -> str:
+    return "n/a" if value is None or value != value else f"{float(value):.3f}"
+
+
+def print_table(table, title: str) -> None:
+    """Print a data frame as a rich table, floats with four decimals."""
+    from rich.table import Table
+
+    rendered = Table(title=title)
+    for column in table.columns:
+        rendered.add_column(str(column))
+    for row in table.itertuples(index=False):
+        rendered.add_row(*[f"{value:.4f}" if isinstance(value, float) else str(value) for value in row])
+    out.print(rendered)
 
 
 MULTI_VALUE_OPTIONS = ("--xai-methods", "-x")

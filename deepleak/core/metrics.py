@@ -214,3 +214,80 @@ def evaluate_attack(
         confidence=confidence,
         bootstrap=bootstrap,
     )
+
+
+def best_minus_best(
+    scores: dict[str, np.ndarray],
+    labels: np.ndarray,
+    group: list[str],
+    baseline: list[str],
+    levels: list[float],
+    bootstrap: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Return the TPR of the best attack in ``group`` minus that of the best in ``baseline``, per FPR level.
+
+    All attacks scored the same examples, so each bootstrap resample draws one
+    set of member and of non-member indices and applies it to every attack
+    (a paired resample). The maximum over each group is taken inside every
+    resample, so the interval accounts for picking the best attack.
+
+    Args:
+        scores: Scores of every attack on the same examples, each shape ``(N,)``.
+        labels: 1 for members, 0 for non-members.
+        group: Attacks whose best TPR is the minuend (for example explanation-aware ones).
+        baseline: Attacks whose best TPR is subtracted (for example output-only ones).
+        levels: FPR levels.
+        bootstrap: Resamples; 0 disables the interval.
+        confidence: Coverage of the percentile interval.
+        seed: Seed of the resampling.
+
+    Returns:
+        Per level key: ``difference`` (an :class:`Estimate` as a dict), the point
+        TPRs and names of both best attacks. Levels below the FPR resolution are not resolvable.
+    """
+    labels = np.asarray(labels)
+    members = np.flatnonzero(labels == 1)
+    non_members = np.flatnonzero(labels == 0)
+    resolution = 1.0 / len(non_members)
+    names = [*group, *baseline]
+    matrix = np.stack([np.asarray(scores[name], dtype=np.float64) for name in names])  # (A, N)
+    in_group = np.array([name in group for name in names])
+
+    def tprs(member_rows: np.ndarray, non_member_rows: np.ndarray) -> np.ndarray:
+        negatives = -np.sort(-matrix[:, non_member_rows], axis=1)  # descending per attack
+        result = np.empty((len(levels), len(names)))
+        for i, level in enumerate(levels):
+            for a in range(len(names)):
+                result[i, a] = _tpr_at(matrix[a, member_rows], negatives[a], level)
+        return result
+
+    point = tprs(members, non_members)
+    rng = np.random.default_rng(seed)
+    samples = np.empty((bootstrap, len(levels)))
+    for b in range(bootstrap):
+        resampled = tprs(rng.choice(members, len(members)), rng.choice(non_members, len(non_members)))
+        samples[b] = resampled[:, in_group].max(axis=1) - resampled[:, ~in_group].max(axis=1)
+    tail = (1.0 - confidence) / 2.0
+    out: dict[str, Any] = {}
+    for i, level in enumerate(levels):
+        best_group = int(np.argmax(np.where(in_group, point[i], -np.inf)))
+        best_baseline = int(np.argmax(np.where(~in_group, point[i], -np.inf)))
+        if not is_resolvable(level, resolution):
+            estimate = Estimate(None, resolvable=False)
+        else:
+            low = high = None
+            if bootstrap:
+                low, high = (float(value) for value in np.quantile(samples[:, i], [tail, 1.0 - tail]))
+            estimate = Estimate(float(point[i, best_group] - point[i, best_baseline]), low, high)
+        resolvable = estimate.resolvable
+        out[level_key(level)] = {
+            "fpr_level": level,
+            "difference": asdict(estimate),
+            "best_explanation_attack": names[best_group] if resolvable else None,
+            "best_explanation_tpr": float(point[i, best_group]) if resolvable else None,
+            "best_output_attack": names[best_baseline] if resolvable else None,
+            "best_output_tpr": float(point[i, best_baseline]) if resolvable else None,
+        }
+    return out

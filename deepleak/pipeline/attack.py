@@ -7,13 +7,19 @@ import logging
 import numpy as np
 import pandas as pd
 
-from deepleak.core.attacks import AttackData, create_attack
+from deepleak.core.attacks import ATTACKS, AttackData, create_attack
 from deepleak.core.explainers import EXPLAINERS
 from deepleak.core.io import save_arrays, write_json
 from deepleak.core.metrics import evaluate_attack, level_key, roc_curve
 from deepleak.core.plots import plot_roc_loglog
 from deepleak.core.seeding import derive_seed, seed_everything
 from deepleak.pipeline.context import StageContext
+from deepleak.pipeline.calibration import (
+    attack_inputs,
+    evaluate_pooled,
+    missing_inputs,
+    pooled_summary,
+)
 from deepleak.pipeline.explain import load_explanations
 
 log = logging.getLogger(__name__)
@@ -26,34 +32,56 @@ def attack_metrics_path(ctx: StageContext, method: str):
 
 def attack_settings(ctx: StageContext, attack: str):
     """Return the settings section of ``attack`` in params, or ``None`` if it has none."""
-    return getattr(ctx.params.attack, attack, None)
+    key = ATTACKS.get(attack).settings_key or attack
+    return getattr(ctx.params.attack, key, None)
 
 
 def _to_attack_data(arrays: dict[str, np.ndarray]) -> AttackData:
-    return AttackData(arrays["maps"], arrays["membership"], arrays["labels"], arrays["targets"])
+    return AttackData(arrays["maps"], arrays["membership"], arrays["labels"], arrays["targets"], logits=arrays["logits"])
 
 
 def run_attack(ctx: StageContext, method: str) -> dict:
-    """Fit every configured attack on shadow maps, score target maps, and write metrics, ROC points and plots."""
+    """Fit every configured attack on shadow maps, score target maps, and write metrics, ROC points and plots.
+
+    Besides the per-seed metrics, the metrics file holds the pooled-over-seeds
+    and leave-one-out results and the explanation-attributable leakage
+    (:mod:`deepleak.pipeline.calibration`). Attacks whose inputs the method
+    lacks (map-based calibrated attacks outside ``reference.methods``) are
+    listed under ``skipped``.
+    """
     params = ctx.params
     name = EXPLAINERS.canonical(method)
     levels = params.attack.fpr_levels
     per_seed: dict[str, dict] = {}
     roc_records = []
     rows = []
+    pooled_scores: dict[int, dict[str, np.ndarray]] = {}
+    pooled_labels: dict[int, np.ndarray] = {}
+    fitted: dict[int, dict] = {}
+    skipped: dict[str, str] = {}
     run_params = {"base": params.base.model_dump(), "attack": params.attack.model_dump(), "explain": {"method": name, "output": params.explain.output, "target": params.explain.target}}
     with ctx.tracker.run(f"attack@{name}", run_params, {**ctx.stage_tags(f"attack@{name}"), "xai_method": name, "explained_output": params.explain.output}) as run:
         with ctx.phase(f"attack {name}"), ctx.progress.task(f"attack {name}", len(params.base.seeds) * len(params.attack.attacks)) as bar:
             for seed in params.base.seeds:
-                shadow = _to_attack_data(load_explanations(ctx, name, seed, "shadow"))
-                target = _to_attack_data(load_explanations(ctx, name, seed, "target"))
+                shadow_arrays = load_explanations(ctx, name, seed, "shadow")
+                target_arrays = load_explanations(ctx, name, seed, "target")
+                shadow, target = _to_attack_data(shadow_arrays), _to_attack_data(target_arrays)
+                available = attack_inputs(ctx, name, seed, params.attack.attacks, shadow, target, shadow_arrays, target_arrays)
                 per_seed[str(seed)] = {}
                 scores_out = {}
+                fitted[seed] = {}
                 for attack_name in params.attack.attacks:
+                    missing = missing_inputs(attack_name, available)
+                    if missing:
+                        skipped[attack_name] = f"needs {missing}, which {name} lacks (reference.methods: {params.reference.methods})"
+                        log.info("%s seed %d: %s skipped: %s", name, seed, attack_name, skipped[attack_name])
+                        bar.advance()
+                        continue
                     attack_seed = derive_seed(seed, name, attack_name)
                     seed_everything(attack_seed)
                     attack = create_attack(attack_name, attack_settings(ctx, attack_name), seed=attack_seed)
                     scores = attack.fit(shadow).score(target)
+                    fitted[seed][attack_name] = attack
                     result = evaluate_attack(
                         scores, target.membership, levels, params.attack.bootstrap, params.attack.confidence, seed=attack_seed
                     )
@@ -66,9 +94,14 @@ def run_attack(ctx: StageContext, method: str) -> dict:
                         child.log_metrics(result.flat())
                     bar.advance()
                 save_arrays(ctx.artifacts("attacks", name, f"seed_{seed}_scores.npz"), membership=target.membership, **scores_out)
+                pooled_scores[seed], pooled_labels[seed] = scores_out, target.membership
+
+        with ctx.phase(f"pooled statistics {name}"):
+            pooled = evaluate_pooled(ctx, name, pooled_scores, pooled_labels, fitted)
 
         with ctx.phase("write outputs"):
-            summary = summarize_over_seeds(per_seed, params.attack.attacks, levels)
+            ran = [attack for attack in params.attack.attacks if attack not in skipped]
+            summary = summarize_over_seeds(per_seed, ran, levels)
             output = {
                 "method": name,
                 "explained_output": params.explain.output,
@@ -76,6 +109,8 @@ def run_attack(ctx: StageContext, method: str) -> dict:
                 "fpr_levels": levels,
                 "per_seed": per_seed,
                 "summary": summary,
+                "skipped": skipped,
+                **pooled,
             }
             write_json(ctx.artifacts("attacks", name, "roc.json"), roc_records)
             primary = params.select.attack
@@ -92,6 +127,7 @@ def run_attack(ctx: StageContext, method: str) -> dict:
             run.log_table(table, f"tpr_table_{name}.json")
             run.log_artifact(plot_path, "plots")
             run.log_metrics({f"{attack}_{key}": value for attack, stats in summary.items() for key, value in stats.items()})
+            run.log_metrics(pooled_summary(pooled))
     return output
 
 

@@ -77,7 +77,9 @@ class StageContext:
         root_path = Path(root).resolve() if root is not None else find_project_root()
         path = Path(params_path)
         if not path.is_absolute():
-            path = root_path / path
+            # Relative to the project root; a path that exists only from the current folder is kept as given.
+            rooted = root_path / path
+            path = rooted if rooted.exists() or not path.exists() else path.resolve()
         params = load_params(path, overrides)
 
         def connect() -> Tracker:

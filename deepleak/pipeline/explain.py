@@ -12,6 +12,7 @@ from deepleak.core.data import ImageDataset
 from deepleak.core.explainers import EXPLAINERS, create_explainer, select_targets
 from deepleak.core.io import file_digest, load_arrays, replace_dir, save_arrays, write_json
 from deepleak.core.models import ModelOutput
+from deepleak.core.protocol import input_statistics
 from deepleak.core.seeding import derive_seed, seed_everything
 from deepleak.core.training import predict_logits
 from deepleak.pipeline.context import StageContext
@@ -51,6 +52,9 @@ def explain_side(
     Members and non-members are shuffled together before batching, so no
     batch holds one kind only, and go through the same preprocessing. The
     maps are returned in the order members first, then non-members.
+    Beside the maps it records, for the protocol audit, each example's batch,
+    the pixel and border statistics of the inputs the explainer received and
+    how many modules of the model were in training mode.
     """
     params = ctx.params.explain
     indices = np.concatenate([members, non_members])
@@ -65,11 +69,16 @@ def explain_side(
     reference_images = dataset.tensor(reference).to(device) if explainer.needs_reference else None
 
     maps = torch.zeros_like(images)
+    batch_ids = np.empty(len(order), np.int64)
     for start in range(0, len(order), params.batch_size):
         batch = torch.from_numpy(order[start : start + params.batch_size])
+        batch_ids[batch.numpy()] = start // params.batch_size
         maps[batch] = explainer.explain(wrapped, images[batch].to(device), targets[batch].to(device), reference_images).cpu()
         bar.advance(len(batch))
     return {
+        "batch": batch_ids,
+        "input_stats": input_statistics(images),
+        "training_modules": np.array(sum(module.training for module in wrapped.modules())),
         "maps": maps.numpy(),
         "membership": membership,
         "labels": labels.numpy(),
@@ -87,7 +96,7 @@ def run_explain(ctx: StageContext, method: str) -> dict:
     with ctx.phase("load dataset"):
         dataset = ctx.dataset()
     explain_params = params.explain.model_dump(exclude={"methods", "method_settings"})
-    inputs_digest = [file_digest(ctx.artifacts("splits")), file_digest(ctx.artifacts("models"))]
+    inputs_digest = [file_digest(ctx.artifacts("splits"), "prepare"), file_digest(ctx.artifacts("models"), "train")]
     checkpoints = ctx.checkpoint_dir(f"explain-{name}", params.base.model_dump(), explain_params, settings, inputs_digest)
     run_params = {"base": params.base.model_dump(), "explain": {**explain_params, "method": name, "settings": settings}}
     sizes = sum(getattr(params.prepare, key) for key in ("target_members", "target_non_members", "shadow_members", "shadow_non_members"))

@@ -47,13 +47,14 @@ def run_train(ctx: StageContext) -> dict:
                 results[str(seed)] = {}
                 for role, (members, non_members) in ROLES.items():
                     done = checkpoints / f"seed_{seed}" / f"{role}.pt"
+                    # Seed before building: the initial weights come from the global generator.
+                    model_seed = derive_seed(seed, role, "train")
+                    seed_everything(model_seed)
                     model = build_model(params.train.model, dataset.image_shape, dataset.num_classes)
                     if done.is_file():
                         meta = load_model_state(done, model)
                         log.info("seed %d %s: resumed from %s", seed, role, done)
                     else:
-                        model_seed = derive_seed(seed, role, "train")
-                        seed_everything(model_seed)
                         train_model(model, dataset, splits[members], params.train, model_seed, ctx.device)
                         train_acc = accuracy(model, dataset, splits[members], ctx.device)
                         test_acc = accuracy(model, dataset, splits[non_members], ctx.device)

@@ -39,8 +39,7 @@ class AnchorExplainer(Explainer):
     """Anchors (Ribeiro et al., 2018, "Anchors: high-precision model-agnostic explanations") on grid segments.
 
     An anchor is a set of segments that, kept fixed, makes the model predict
-    the target class with high precision whatever happens to the other
-    segments. In a perturbed image the anchor's segments keep their pixels and
+    the target class with high precision when the other segments are perturbed. In a perturbed image the anchor's segments keep their pixels and
     every other segment keeps them with probability ``keep_probability``, or
     else takes ``hide_value``. The precision of an anchor is the fraction of
     ``n_samples`` perturbed images whose top class is the target.

@@ -68,7 +68,7 @@ def masked_scores(
 
 
 def image_chunks(count: int, perturbations: int, batch_size: int) -> tuple[int, int]:
-    """Return (images per call, perturbations per evaluation) so each forward pass holds about ``batch_size`` images."""
+    """Return (images per call, perturbations per evaluation) so each forward pass contains about ``batch_size`` images."""
     images = max(1, batch_size // max(1, perturbations))
     return images, max(1, min(perturbations, batch_size // images))
 
@@ -90,7 +90,7 @@ class OcclusionExplainer(Explainer):
     A square patch of value ``baseline`` slides over all channels at once.
     Each pixel's attribution is the mean, over the patches covering it, of
     ``f(x) - f(x with the patch occluded)``. Images are processed in chunks
-    so that each forward pass holds about ``batch_size`` occluded images.
+    so that each forward pass contains about ``batch_size`` occluded images.
     """
 
     family = "perturbation"
@@ -219,12 +219,13 @@ class FeaturePermutationExplainer(Explainer):
         # Copy k replaces feature k // draws, for draws copies per feature.
         keep = ~torch.eye(features, dtype=torch.bool, device=inputs.device).repeat_interleave(draws, dim=0)
         maps = torch.zeros_like(inputs)
+        with torch.no_grad():
+            originals = model(inputs).gather(1, target.view(-1, 1)).squeeze(1)
         for index, seed in enumerate(content_seeds(inputs, self.seed)):
             donors = torch.from_numpy(np.random.default_rng(seed).integers(len(reference), size=len(keep)))
             donors = donors.to(inputs.device)
             label = int(target[index])
-            with torch.no_grad():
-                original = model(inputs[index : index + 1])[0, label]
+            original = originals[index]
             scores = masked_scores(
                 model,
                 inputs[index],

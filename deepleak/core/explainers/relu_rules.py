@@ -2,9 +2,9 @@
 
 Guided Backprop, Deconvolution and DeepLift change how the gradient passes
 through each ReLU. They do so here with temporary forward hooks on the
-model's ``nn.ReLU`` modules: each hook replaces the module's output with a
-custom autograd function of the module's input, so the custom backward rule is
-the only path the gradient takes through that activation. Hooks of this kind
+model's ``nn.ReLU`` modules. Each hook replaces the module's output with a
+custom autograd function of the module's input. The custom backward rule is
+then the only path the gradient takes through that activation. Hooks of this kind
 work when a module is called several times in one forward pass (torchvision's
 ``BasicBlock`` reuses one ``nn.ReLU``), which full backward hooks on the module
 do not handle reliably.
@@ -18,6 +18,7 @@ never return a plain gradient under a rule-based name.
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
@@ -28,6 +29,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from deepleak.core.explainers.base import Explainer, PassCount
+from deepleak.core.explainers.gradient import input_gradient
 from deepleak.core.explainers.registry import EXPLAINERS
 from deepleak.core.models import ModelOutput
 from deepleak.errors import UnsupportedError
@@ -78,13 +80,21 @@ class _ActivationProbe(TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
+# Probe results per model and image shape, so repeated calls skip the probe pass.
+# The cache assumes a model's forward code does not change after its first probe.
+_PROBED: weakref.WeakKeyDictionary[nn.Module, dict[tuple[int, ...], tuple[int, tuple[str, ...]]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def require_relu_modules(model: nn.Module, inputs: torch.Tensor, method: str) -> None:
     """Raise unless every activation in a forward pass of ``model`` runs inside an ``nn.ReLU`` module.
 
-    The check runs one forward pass on the first image under a
-    ``TorchFunctionMode`` that records every element-wise non-linearity call
-    (``relu``, ``relu6``/``hardtanh``, ``gelu``, ``silu``, ``sigmoid``, ``tanh``
-    and others) and whether an ``nn.ReLU`` module was executing at the time.
+    Once per model and image shape, the check runs one forward pass on the
+    first image under a ``TorchFunctionMode``. The mode records every
+    element-wise non-linearity call (``relu``, ``relu6``/``hardtanh``, ``gelu``,
+    ``silu``, ``sigmoid``, ``tanh`` and others) and whether an ``nn.ReLU``
+    module was executing at the time.
 
     .. note::
         Non-linearities that are not in the probed list (for example
@@ -95,6 +105,27 @@ def require_relu_modules(model: nn.Module, inputs: torch.Tensor, method: str) ->
             an activation outside one (a functional ``F.relu``, or another
             activation module such as ``nn.ReLU6``).
     """
+    shape = tuple(inputs.shape[1:])
+    known = _PROBED.setdefault(model, {})
+    if shape not in known:
+        known[shape] = _probe_activations(model, inputs[:1])
+    inside, outside = known[shape]
+    if inside == 0:
+        raise UnsupportedError(
+            f"{method} replaces the backward rule of nn.ReLU modules, but the model runs none; "
+            "write its activations as nn.ReLU modules instead of functional calls"
+        )
+    if outside:
+        names = sorted(set(outside))
+        raise UnsupportedError(
+            f"{method} replaces the backward rule of nn.ReLU modules, but the model also calls "
+            f"{', '.join(names)} outside any nn.ReLU module ({len(outside)} calls), where the rule "
+            "cannot apply; write those activations as nn.ReLU modules"
+        )
+
+
+def _probe_activations(model: nn.Module, image: torch.Tensor) -> tuple[int, tuple[str, ...]]:
+    """Return the activation calls inside ``nn.ReLU`` modules and the names of those outside, for one forward pass."""
     probe = _ActivationProbe()
     handles = []
     relus = [module for module in model.modules() if isinstance(module, nn.ReLU)]
@@ -110,22 +141,11 @@ def require_relu_modules(model: nn.Module, inputs: torch.Tensor, method: str) ->
         handles.append(module.register_forward_hook(leave))
     try:
         with torch.no_grad(), probe:
-            model(inputs[:1])
+            model(image)
     finally:
         for handle in handles:
             handle.remove()
-    if probe.inside == 0:
-        raise UnsupportedError(
-            f"{method} replaces the backward rule of nn.ReLU modules, but the model runs none; "
-            "write its activations as nn.ReLU modules instead of functional calls"
-        )
-    if probe.outside:
-        names = sorted(set(probe.outside))
-        raise UnsupportedError(
-            f"{method} replaces the backward rule of nn.ReLU modules, but the model also calls "
-            f"{', '.join(names)} outside any nn.ReLU module ({len(probe.outside)} calls), where the rule "
-            "cannot apply; write those activations as nn.ReLU modules"
-        )
+    return probe.inside, tuple(probe.outside)
 
 
 @contextlib.contextmanager
@@ -155,20 +175,6 @@ def relu_output_hooks(model: nn.Module, replace: Callable[[torch.Tensor], torch.
             module.inplace = flag
 
 
-@contextlib.contextmanager
-def out_of_place_relus(model: nn.Module) -> Iterator[None]:
-    """Switch every ``nn.ReLU`` module to out-of-place inside the block, for hook-based Captum methods."""
-    relus = [module for module in model.modules() if isinstance(module, nn.ReLU)]
-    flags = [module.inplace for module in relus]
-    try:
-        for module in relus:
-            module.inplace = False
-        yield
-    finally:
-        for module, flag in zip(relus, flags, strict=True):
-            module.inplace = flag
-
-
 class _GuidedReLU(torch.autograd.Function):
     """ReLU whose backward passes only positive gradients at positive inputs (Springenberg et al., 2015)."""
 
@@ -193,15 +199,6 @@ class _DeconvReLU(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         return grad.clamp(min=0)
-
-
-def input_gradient(model: nn.Module, inputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Return the gradient of each image's target output with respect to the image, one batched pass."""
-    inputs = inputs.detach().requires_grad_(True)
-    with torch.enable_grad():
-        scores = model(inputs).gather(1, target.view(-1, 1)).sum()
-        (grad,) = torch.autograd.grad(scores, inputs)
-    return grad
 
 
 def guided_backprop(model: ModelOutput, inputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -290,8 +287,8 @@ class DeepLiftExplainer(Explainer):
 
     Images and baselines run as one batch of ``2N``. At every ``nn.ReLU`` the
     backward pass uses the multiplier ``Δoutput / Δinput`` between the image
-    and its baseline; linear layers, batch norm in eval mode, average pooling
-    and residual additions keep their gradient, which equals their multiplier.
+    and its baseline. Linear layers, batch norm in eval mode, average pooling
+    and residual additions keep their gradient, because it equals their multiplier.
     The map is ``(x - baseline) * multiplier``, so on a network of these
     layers its sum equals ``f(x) - f(baseline)`` (completeness).
 
@@ -334,7 +331,8 @@ class _EpsilonStabilizer(torch.autograd.Function):
     def forward(ctx, z: torch.Tensor, epsilon: float) -> torch.Tensor:
         ctx.save_for_backward(z)
         ctx.epsilon = epsilon
-        return z.view_as(z)
+        # A clone, not a view, so in-place operations downstream (``out += identity``) stay legal.
+        return z.clone()
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
@@ -400,8 +398,7 @@ class LrpExplainer(Explainer):
             module.register_forward_hook(hook) for module in model.modules() if isinstance(module, self._LINEAR_LAYERS)
         ]
         try:
-            with out_of_place_relus(model):
-                gradient = input_gradient(model, inputs, target)
+            gradient = input_gradient(model, inputs, target)
         finally:
             for handle in handles:
                 handle.remove()

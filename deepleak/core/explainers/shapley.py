@@ -103,10 +103,10 @@ def sample_coalitions(features: int, count: int, rng: np.random.Generator) -> np
     sizes = np.arange(1, features)
     probability = (features - 1) / (sizes * (features - sizes))
     drawn = rng.choice(sizes, size=count, p=probability / probability.sum())
-    coalitions = np.zeros((count, features), dtype=bool)
-    for row, size in enumerate(drawn):
-        coalitions[row, rng.choice(features, size=size, replace=False)] = True
-    return coalitions
+    # The members of a size-k coalition are the k features with the lowest of
+    # a random key each: a uniform k-subset, drawn for all rows at once.
+    ranks = rng.random((count, features)).argsort(axis=1).argsort(axis=1)
+    return ranks < drawn[:, None]
 
 
 def solve_shapley_regression(coalitions: np.ndarray, gains: np.ndarray, total: float) -> np.ndarray:
