@@ -34,8 +34,10 @@ STAGES = [
     "attack@SMAP",
     "attack@IG",
     "select",
-    "optimize@SMAP",
-    "optimize@IG",
+    "harden/dvc.yaml:optimize@SMAP",
+    "harden/dvc.yaml:optimize@IG",
+    *(f"rootcause/dvc.yaml:rootcause@{name}" for name in yaml.safe_load((REPO / "params.yaml").read_text())["rootcause"]["experiments"]),
+    "rootcause/dvc.yaml:rootcause_report",
 ]
 
 # Async tests run on asyncio through anyio's pytest plugin (installed with Textual's dependencies).
@@ -319,7 +321,8 @@ async def test_runs_filter_and_compare(tiny_run):
         method_row = grid.get_row_at(keys.index("p explain.method"))
         assert [str(method_row[1]), str(method_row[2])] == ["SMAP", "IG"]
         await pilot.press("d")
-        assert all(str(grid.get_row_at(i)[1]) != str(grid.get_row_at(i)[2]) for i in range(grid.row_count))
+        rows = [[str(cell) for cell in grid.get_row_at(i)] for i in range(grid.row_count)]
+        assert [row for row in rows if row[1] == row[2]] == []
         await pilot.press("escape")
         assert not isinstance(app.screen, CompareScreen)
 

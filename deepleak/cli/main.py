@@ -51,7 +51,11 @@ def handle_errors() -> Iterator[None]:
 def _configure_logging(verbose: int, quiet: bool) -> None:
     from rich.logging import RichHandler
 
-    level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
+    level = logging.INFO
+    if quiet:
+        level = logging.WARNING
+    elif verbose:
+        level = logging.DEBUG
     logging.basicConfig(
         level=level,
         format="%(message)s",

@@ -431,7 +431,7 @@ class HardenParams(_Section):
 class OptimizeParams(_Section):
     """The Optuna search for hardening settings that cut leakage at a bounded utility loss."""
 
-    trials: int = Field(40, gt=0, description="Complete Optuna trials per (method, seed), the baseline included.")
+    trials: int = Field(20, gt=0, description="Complete Optuna trials per (method, seed), the baseline included.")
     sampler: Literal["tpe", "nsga2"] = Field("tpe", description="tpe (multivariate TPE) or nsga2.")
     storage: str | None = Field(
         None, description="Optuna storage URL; null uses sqlite:///<project root>/optuna.db."
@@ -447,7 +447,7 @@ class OptimizeParams(_Section):
         description="Attacks retrained on every trial's hardened shadow maps; leakage is the largest.",
     )
     search_cnn_epochs: int | None = Field(
-        None,
+        10,
         gt=0,
         description="Epochs of the reference_cnn attack inside the search; null uses attack.reference_cnn.epochs. "
         "The final comparison of the baseline and the chosen trial always uses attack.reference_cnn.",

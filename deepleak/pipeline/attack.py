@@ -43,7 +43,7 @@ def _to_attack_data(arrays: dict[str, np.ndarray]) -> AttackData:
 def run_attack(ctx: StageContext, method: str) -> dict:
     """Fit every configured attack on shadow maps, score target maps, and write metrics, ROC points and plots.
 
-    Besides the per-seed metrics, the metrics file holds the pooled-over-seeds
+    Besides the per-seed metrics, the metrics file contains the pooled-over-seeds
     and leave-one-out results and the explanation-attributable leakage
     (:mod:`deepleak.pipeline.calibration`). Attacks whose inputs the method
     lacks (map-based calibrated attacks outside ``reference.methods``) are

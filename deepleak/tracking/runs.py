@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +50,12 @@ class ComparisonRow:
 
     @property
     def differs(self) -> bool:
-        """Whether the two runs hold different values."""
+        """Whether the two runs have different values; floats equal to 1e-9 relative count as equal.
+
+        Metrics computed the same way can differ in the last bits (summation order).
+        """
+        if isinstance(self.first, float) and isinstance(self.second, float):
+            return not math.isclose(self.first, self.second, rel_tol=1e-9, abs_tol=1e-12)
         return self.first != self.second
 
 
