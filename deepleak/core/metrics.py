@@ -161,6 +161,46 @@ class AttackMetrics:
         }
 
 
+def _bootstrap_samples(
+    positives: np.ndarray, negatives: np.ndarray, levels: list[float], bootstrap: int, seed: int
+) -> tuple[np.ndarray, dict[float, np.ndarray]]:
+    """Return AUC and TPR-at-level values of ``bootstrap`` stratified resamples.
+
+    A resample is a count per original example (drawn with replacement), so
+    both metrics follow from cumulative counts over the scores sorted once:
+    no resample is sorted or searched, which makes this O(n) per resample.
+    """
+    pos_sorted = np.sort(positives)
+    neg_sorted = np.sort(negatives)
+    n_pos, n_neg = len(pos_sorted), len(neg_sorted)
+    # Non-members strictly below (lo) and not above (hi) each member's score.
+    lo = np.searchsorted(neg_sorted, pos_sorted, side="left")
+    hi = np.searchsorted(neg_sorted, pos_sorted, side="right")
+    allowed = {level: math.floor(level * n_neg + 1e-9) for level in levels}
+
+    auc_samples = np.empty(bootstrap)
+    tpr_samples = {level: np.empty(bootstrap) for level in levels}
+    rng = np.random.default_rng(seed)
+    for b in range(bootstrap):
+        pos_counts = np.bincount(rng.integers(0, n_pos, n_pos), minlength=n_pos)
+        neg_counts = np.bincount(rng.integers(0, n_neg, n_neg), minlength=n_neg)
+        neg_cumulative = np.concatenate([[0], np.cumsum(neg_counts)])  # resampled non-members below index j
+        pos_cumulative = np.concatenate([[0], np.cumsum(pos_counts)])
+        wins = neg_cumulative[lo] + 0.5 * (neg_cumulative[hi] - neg_cumulative[lo])
+        auc_samples[b] = float(pos_counts @ wins) / (n_pos * n_neg)
+        for level, k in allowed.items():
+            if k >= n_neg:
+                tpr_samples[level][b] = 1.0
+                continue
+            # The (k+1)-th highest resampled non-member sits at the last index j
+            # with at least k+1 resampled non-members at or above it.
+            cut_index = np.searchsorted(neg_cumulative, n_neg - k - 1, side="right") - 1
+            cut = neg_sorted[cut_index]
+            above = n_pos - pos_cumulative[np.searchsorted(pos_sorted, cut, side="right")]
+            tpr_samples[level][b] = above / n_pos
+    return auc_samples, tpr_samples
+
+
 def evaluate_attack(
     scores: np.ndarray,
     labels: np.ndarray,
@@ -180,16 +220,7 @@ def evaluate_attack(
     point_auc = _auc(positives, negatives)
     point_tpr = {level: _tpr_at(positives, negatives_descending, level) for level in levels}
 
-    auc_samples = np.empty(bootstrap)
-    tpr_samples = {level: np.empty(bootstrap) for level in levels}
-    rng = np.random.default_rng(seed)
-    for b in range(bootstrap):
-        pos = positives[rng.integers(0, len(positives), len(positives))]
-        neg = negatives[rng.integers(0, len(negatives), len(negatives))]
-        auc_samples[b] = _auc(pos, neg)
-        neg_desc = np.sort(neg)[::-1]
-        for level in levels:
-            tpr_samples[level][b] = _tpr_at(pos, neg_desc, level)
+    auc_samples, tpr_samples = _bootstrap_samples(positives, negatives, levels, bootstrap, seed)
 
     tail = (1.0 - confidence) / 2.0
 
