@@ -67,14 +67,49 @@ def method_table(metrics: dict) -> list[str]:
     return lines
 
 
+def overview_table(files: list[Path]) -> list[str]:
+    """Return one Markdown row per method: the reference attack, the best attacks by kind, and their difference."""
+    header = [
+        "method",
+        "reference_cnn AUC",
+        "reference_cnn TPR@1%",
+        "best explanation-aware TPR@1%",
+        "best output-only TPR@1%",
+        "explanation-attributable TPR@1%",
+    ]
+    lines = [f"| {' | '.join(header)} |", f"|{'---|' * len(header)}"]
+    key = "tpr_at_1pct_fpr"
+    for path in files:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+        pooled = metrics.get("pooled_over_seeds", {})
+        reference = pooled.get("reference_cnn")
+        leakage = ((metrics.get("explanation_leakage") or {}).get("pooled_over_seeds") or {}).get(key)
+        row = [metrics["method"]]
+        row += [_cell(reference["auc"], percent=False), _cell(reference["tpr"].get(key))] if reference else ["-", "-"]
+        if leakage and leakage.get("best_explanation_attack"):
+            row += [
+                f"{leakage['best_explanation_tpr'] * 100:.1f}% ({leakage['best_explanation_attack']})",
+                f"{leakage['best_output_tpr'] * 100:.1f}% ({leakage['best_output_attack']})",
+                _cell(leakage["difference"]),
+            ]
+        else:
+            row += ["-", "-", "-"]
+        lines.append(f"| {' | '.join(row)} |")
+    return lines
+
+
 def main() -> None:
     """Print the tables of the requested methods."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=Path("."), help="Project root holding metrics/attack.")
     parser.add_argument("--methods", nargs="*", help="Methods to print (default: every metrics file).")
+    parser.add_argument("--overview", action="store_true", help="Print one summary row per method instead.")
     args = parser.parse_args()
     folder = args.root / "metrics" / "attack"
     files = [folder / f"{name}.json" for name in args.methods] if args.methods else sorted(folder.glob("*.json"))
+    if args.overview:
+        print("\n".join(overview_table(files)))
+        return
     for path in files:
         metrics = json.loads(path.read_text(encoding="utf-8"))
         print(f"### {metrics['method']} (explained output: {metrics['explained_output']})\n")
