@@ -2,12 +2,13 @@
 
 Usage::
 
-    python scripts/attack_table.py [--root PROJECT] [--methods SMAP IG]
+    python scripts/attack_table.py [--root PROJECT] [--methods SMAP IG] [--overview]
 
 Columns: AUC and TPR at each FPR level on the target scores of all seeds
 pooled, then the same on the leave-one-out set (each reference model in turn as
 the target), each with its bootstrap interval. A final row per method gives
-the best explanation-aware TPR minus the best output-only TPR.
+the best explanation-aware TPR minus the best output-only TPR. ``--overview``
+prints one row per method instead.
 """
 
 from __future__ import annotations

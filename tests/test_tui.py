@@ -404,6 +404,9 @@ async def test_function_keys_switch_from_text_field(tiny_run):
 def _dvc_project(tiny_run: Path, destination: Path) -> Path:
     root = copy_project(tiny_run, destination)
     shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
+    for pipeline in ("harden", "rootcause"):
+        (root / pipeline).mkdir()
+        shutil.copy(REPO / pipeline / "dvc.yaml", root / pipeline / "dvc.yaml")
     shutil.copy(REPO / ".dvcignore", root / ".dvcignore")
     # dvc.yaml declares the package's own modules as dependencies.
     shutil.copytree(REPO / "deepleak", root / "deepleak", ignore=shutil.ignore_patterns("__pycache__"))

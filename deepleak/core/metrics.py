@@ -6,7 +6,7 @@ non-members.
 TPR at FPR ``x`` is the best TPR among ROC points whose FPR does not exceed
 ``x``: never the point nearest ``x`` and never interpolated. When ``x`` is
 below the FPR resolution ``1 / n_non_members`` (and above 0), the only point
-that qualifies is FPR 0, so the figure says nothing about ``x`` itself; it is
+that qualifies is FPR 0, so the figure tells nothing about ``x`` itself; it is
 then reported as not resolvable (``None``), never as a number.
 """
 
