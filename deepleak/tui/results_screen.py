@@ -113,12 +113,10 @@ class ResultsScreen(Screen):
             selected = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
         table.clear(columns=True)
         names = self.columns()
-        for index, name in enumerate(names):
-            arrow = (" ▼" if self.descending else " ▲") if index == self.sort_column else ""
-            table.add_column(name + arrow, key=str(index))
         ordered = sorted(
             enumerate(self.results), key=lambda item: _sort_value(self._row_values(item[1])[self.sort_column]), reverse=self.descending
         )
+        rows = []
         for index, result in ordered:
             cells = []
             for column, value in enumerate(self._row_values(result)):
@@ -129,6 +127,14 @@ class ResultsScreen(Screen):
                     cells.append("-")
                 else:
                     cells.append(str(value))
+            rows.append((index, cells))
+        for index, name in enumerate(names):
+            arrow = (" ▼" if self.descending else " ▲") if index == self.sort_column else ""
+            # A fixed width keeps intervals whole: auto-width columns are squeezed to the
+            # screen (80 columns) and cut, where fixed ones scroll sideways.
+            width = max([len(name + arrow), *(len(cells[index]) for _, cells in rows)])
+            table.add_column(name + arrow, key=str(index), width=width)
+        for index, cells in rows:
             table.add_row(*cells, key=str(index))
         if selected is not None and str(selected) in {str(i) for i, _ in ordered}:
             table.move_cursor(row=table.get_row_index(str(selected)))
