@@ -84,7 +84,7 @@ class TrainParams(_Section):
 
 
 class ExplainParams(_Section):
-    """Which explanation methods run, on which output, and their settings."""
+    """Explanation methods to run, the output they explain, and their settings."""
 
     methods: list[str] = Field(default_factory=lambda: ["SMAP", "IG", "SHAP", "LIME"], min_length=1)
     output: OutputKind = Field(

@@ -129,7 +129,9 @@ class ResultsScreen(Screen):
                     cells.append(str(value))
             rows.append((index, cells))
         for index, name in enumerate(names):
-            arrow = (" ▼" if self.descending else " ▲") if index == self.sort_column else ""
+            arrow = ""
+            if index == self.sort_column:
+                arrow = " ▼" if self.descending else " ▲"
             # A fixed width keeps intervals whole: auto-width columns are squeezed to the
             # screen (80 columns) and cut, where fixed ones scroll sideways.
             width = max([len(name + arrow), *(len(cells[index]) for _, cells in rows)])
