@@ -89,7 +89,7 @@ def fpr_resolution(labels: np.ndarray) -> float:
 
 
 def is_resolvable(level: float, resolution: float) -> bool:
-    """Whether a TPR at FPR ``level`` can be read with this FPR resolution (level 0 always can)."""
+    """Return whether a TPR at FPR ``level`` can be read with this FPR resolution (level 0 always can)."""
     return level == 0.0 or level + 1e-12 >= resolution
 
 

@@ -87,7 +87,7 @@ def complete_trials(study: optuna.Study) -> list[FrozenTrial]:
 
 
 def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], tuple[float, float]], total: int) -> None:
-    """Run trials until the study holds ``total`` complete ones (the resumed ones included).
+    """Run trials until the study has ``total`` complete ones (the resumed ones included).
 
     An exception in the objective fails its trial and propagates, so a broken
     stage stops rather than burning the remaining trials.

@@ -94,7 +94,7 @@ def _global_ssim(a: np.ndarray, b: np.ndarray, data_range: float) -> float:
 
 
 def gini(maps: np.ndarray) -> np.ndarray:
-    """Gini index of ``|map|`` (0: all values equal, towards 1: one value holds everything); 0 for an all-zero map.
+    """Gini index of ``|map|`` (0: all values equal, towards 1: one value has all the mass); 0 for an all-zero map.
 
     ``G = sum_i (2i - n - 1) |v|_(i) / (n sum |v|)`` with ``|v|`` sorted ascending and ``i`` from 1.
     """

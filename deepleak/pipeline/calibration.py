@@ -94,8 +94,11 @@ def _over_models(scores: list[np.ndarray], labels: list[np.ndarray], levels: lis
         values = [tpr_at_fpr(s, y, level) for s, y in zip(scores, labels, strict=True)]
         resolvable = level == 0.0 or level * min(int((y == 0).sum()) for y in labels) >= 1.0 - 1e-9
         key = level_key(level)
-        stats[f"{key}_mean"] = float(np.mean(values)) if resolvable else None
-        stats[f"{key}_std"] = (float(np.std(values, ddof=1)) if len(values) > 1 else 0.0) if resolvable else None
+        if not resolvable:
+            stats[f"{key}_mean"] = stats[f"{key}_std"] = None
+            continue
+        stats[f"{key}_mean"] = float(np.mean(values))
+        stats[f"{key}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
     return stats
 
 

@@ -38,7 +38,7 @@ _SKIPPED_LINE = re.compile(r"^Stage '(?P<stage>[^']+)' (?:didn't change|is cache
 
 
 def has_dvc_pipeline(root: Path) -> bool:
-    """Whether ``root`` holds a ``dvc.yaml``."""
+    """Return whether ``root`` contains a ``dvc.yaml``."""
     return (root / "dvc.yaml").is_file()
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 
 
 class Tracker(Protocol):
-    """What a pipeline stage records: one run per stage execution, nested runs per seed."""
+    """Recorder of a pipeline stage: one run per stage execution, nested runs per seed."""
 
     def run(self, name: str, params: dict[str, Any], tags: dict[str, str]) -> contextlib.AbstractContextManager[Tracker]:
         """Open a run (nested under the current one if any) and return a tracker bound to it."""

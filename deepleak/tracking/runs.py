@@ -34,7 +34,7 @@ class RunRecord:
     metrics: dict[str, float] = field(default_factory=dict)
 
     def matches(self, text: str) -> bool:
-        """Whether every space-separated word of ``text`` occurs (case-insensitively) in the name or a DeepLeak tag."""
+        """Return whether every space-separated word of ``text`` occurs (case-insensitively) in the name or a DeepLeak tag."""
         haystack = " ".join((self.name, self.stage, self.method, self.seed, self.attack, self.status)).lower()
         return all(word in haystack for word in text.lower().split())
 

@@ -76,7 +76,13 @@ class DiffScreen(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         text = Text()
         for line in self.diff.splitlines():
-            style = "green" if line.startswith("+") else "red" if line.startswith("-") else "bold" if line.startswith("@@") else ""
+            style = ""
+            if line.startswith("+"):
+                style = "green"
+            elif line.startswith("-"):
+                style = "red"
+            elif line.startswith("@@"):
+                style = "bold"
             text.append(line + "\n", style=style)
         with VerticalScroll() as scroll:
             scroll.border_title = "Save these changes? y saves, n cancels"

@@ -206,7 +206,11 @@ class ResultsScreen(Screen):
         )
         top, bottom = "1", f"{floor:g}" if self.log_scale else "0"
         for index, line in enumerate(lines):
-            label = top if index == 0 else bottom if index == len(lines) - 1 else ""
+            label = ""
+            if index == 0:
+                label = top
+            elif index == len(lines) - 1:
+                label = bottom
             text.append(f"{label:>6} ", style="dim").append_text(line).append("\n")
         axis = f"{bottom:<{ROC_WIDTH // 2}}{'FPR':^4}{'1':>{ROC_WIDTH - ROC_WIDTH // 2 - 4}}"
         text.append(" TPR   " + axis, style="dim")

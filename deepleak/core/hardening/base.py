@@ -107,7 +107,7 @@ class Hardener(abc.ABC):
             bound: Bound on the distance between two maps entering this step.
             size: Number of values in one map.
 
-        The default says the step gives no bound (noise and value changes that
+        By default the step gives no bound (noise and value changes that
         can move maps apart).
         """
         return UNBOUNDED
