@@ -1,14 +1,17 @@
-"""Time the main job from a clean clone: every DVC stage of `dvc repro` on the default params.
+"""Time the main job from a clean clone: one `dvc repro` on the default params, stage by stage.
 
 Usage:
     .venv/bin/python benchmarks/bench_pipeline.py [--output FILE] [--keep]
 
-The script clones the current commit into benchmarks/.work/clone, then runs
-each stage with `dvc repro --single-item` in pipeline order, timing each
-process (interpreter start, imports and MLflow logging included). It uses the
-environment it runs in, so the venv's `deepleak` and `dvc` must be on PATH or
-beside the Python that runs it. A second `dvc repro` checks that nothing
-reruns. Uncommitted changes are not included in the clone.
+The script clones the current commit into benchmarks/.work/clone and runs
+`dvc repro` there once, as a user would. A stage's time runs from the line
+where DVC announces it to the line where DVC announces the next one (or to
+the end of the run), so it includes interpreter start, imports, MLflow
+logging and DVC's own bookkeeping. The clone's `deepleak` package is put
+first on PYTHONPATH, so the clone's commit is what runs even when the venv
+holds an editable install of another checkout. The venv's `deepleak` and
+`dvc` must be beside the Python that runs this script. A second `dvc repro`
+checks that nothing reruns. Uncommitted changes are not included.
 """
 
 from __future__ import annotations
@@ -26,14 +29,21 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _env() -> dict[str, str]:
+def _env(clone: Path) -> dict[str, str]:
     bin_dir = str(Path(sys.executable).parent)
-    return {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
+    return {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(clone),
+        "DVC_NO_ANALYTICS": "1",
+        # DVC's "Running stage" lines must arrive when printed, not when a pipe buffer fills.
+        "PYTHONUNBUFFERED": "1",
+    }
 
 
 def _run(args: list[str], cwd: Path) -> tuple[float, subprocess.CompletedProcess]:
     start = time.perf_counter()
-    result = subprocess.run(args, cwd=cwd, env=_env(), capture_output=True, text=True)
+    result = subprocess.run(args, cwd=cwd, env=_env(cwd), capture_output=True, text=True)
     elapsed = time.perf_counter() - start
     if result.returncode != 0:
         sys.stderr.write(result.stdout[-4000:] + result.stderr[-4000:])
@@ -41,11 +51,29 @@ def _run(args: list[str], cwd: Path) -> tuple[float, subprocess.CompletedProcess
     return elapsed, result
 
 
-def stage_order(clone: Path) -> list[str]:
-    """Return the stage names in the order `dvc repro` runs them."""
-    # `dvc repro --dry` prints "Running stage 'x':" lines in execution order.
-    _, dry = _run(["dvc", "repro", "--dry", "--force"], clone)
-    return [line.split("'")[1] for line in dry.stdout.splitlines() if line.startswith("Running stage")]
+def timed_repro(clone: Path) -> list[tuple[str, float]]:
+    """Run `dvc repro` once in ``clone``; return each stage with its wall-clock seconds."""
+    marks: list[tuple[str, float]] = []
+    tail: list[str] = []
+    start = time.perf_counter()
+    with subprocess.Popen(
+        ["dvc", "repro"], cwd=clone, env=_env(clone), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            tail = (tail + [line])[-60:]
+            if line.startswith("Running stage"):
+                marks.append((line.split("'")[1], time.perf_counter()))
+                print(f"{marks[-1][0]} started at {marks[-1][1] - start:.1f} s", file=sys.stderr, flush=True)
+    end = time.perf_counter()
+    if process.returncode != 0:
+        sys.stderr.write("".join(tail))
+        raise SystemExit(f"dvc repro failed with exit status {process.returncode}")
+    if not marks:
+        return []
+    # The first stage also carries DVC's start-up before its announcement.
+    bounds = [start] + [mark for _, mark in marks[1:]] + [end]
+    return [(name, bounds[i + 1] - bounds[i]) for i, (name, _) in enumerate(marks)]
 
 
 def main() -> None:
@@ -61,11 +89,7 @@ def main() -> None:
     subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=clone, capture_output=True, text=True).stdout.strip()
 
-    rows = []
-    for stage in stage_order(clone):
-        elapsed, _ = _run(["dvc", "repro", "--single-item", stage], clone)
-        rows.append((stage, elapsed))
-        print(f"{stage}: {elapsed:.1f} s", file=sys.stderr, flush=True)
+    rows = timed_repro(clone)
     total = sum(elapsed for _, elapsed in rows)
     second, result = _run(["dvc", "repro"], clone)
     reran = [line for line in result.stdout.splitlines() if line.startswith("Running stage")]

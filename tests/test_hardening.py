@@ -167,6 +167,28 @@ def test_chain_sensitivity_from_calibration():
     assert percentile.sensitivities(calibration, 4)[1] == pytest.approx(3.0)
 
 
+def test_apply_stacked_matches_apply_per_copy():
+    # Noise and random masks are seeded by each map's input, so hardening a
+    # (K, M, ...) stack must equal hardening each copy's (M, ...) slice alone.
+    rng = np.random.default_rng(3)
+    maps = rng.normal(size=(3, 4, 1, 8, 8)).astype(np.float32)
+    inputs = rng.random((3, 4, 1, 8, 8)).astype(np.float32)
+    chain = HardeningChain.from_config(
+        [
+            {"name": "clip_norm", "settings": {"max_norm": 0.5}},
+            {"name": "gaussian_noise", "settings": {"multiplier": 0.3}},
+            {"name": "random_mask", "settings": {"rate": 0.4}},
+        ],
+        seed=5,
+    )
+    sensitivities = chain.sensitivities(None, 64)
+    stacked = chain.apply_stacked(maps, inputs, sensitivities)
+    assert stacked.shape == maps.shape
+    for k in range(3):
+        np.testing.assert_array_equal(stacked[k], chain.apply(maps[k], inputs[k], sensitivities))
+    assert not np.allclose(stacked, maps)
+
+
 @pytest.mark.parametrize(
     ("steps", "error", "fragment"),
     [

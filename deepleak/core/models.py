@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchvision import models as tv_models
 
 from deepleak.registry import Registry
 
@@ -61,6 +60,10 @@ class ResNet18Cifar(nn.Module):
 
     def __init__(self, in_channels: int, num_classes: int, image_size: int) -> None:
         super().__init__()
+        # torchvision is imported here, not at module level: importing it costs
+        # about 2 s per process (it loads torch._dynamo), which every stage pays.
+        from torchvision import models as tv_models
+
         net = tv_models.resnet18(weights=None, num_classes=num_classes)
         net.conv1 = nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
         net.maxpool = nn.Identity()
@@ -81,6 +84,8 @@ class MobileNetV2Cifar(nn.Module):
 
     def __init__(self, in_channels: int, num_classes: int, image_size: int) -> None:
         super().__init__()
+        from torchvision import models as tv_models
+
         net = tv_models.mobilenet_v2(weights=None, num_classes=num_classes)
         first = net.features[0][0]
         net.features[0][0] = nn.Conv2d(in_channels, first.out_channels, 3, stride=1, padding=1, bias=False)

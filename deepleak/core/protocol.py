@@ -23,9 +23,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.stats import chi2_contingency, ks_2samp
 
 from deepleak.errors import ProtocolError
+
+# scipy.stats is imported inside the functions that use it: it costs about 1 s
+# per process, and the explain stage imports this module only for
+# input_statistics.
 
 INPUT_STATISTICS = ("pixel_mean", "pixel_std", "border_mean")
 
@@ -77,13 +80,15 @@ def check_class_balance(
     Fails when a chi-square test rejects equal shares at ``alpha`` and some
     class share differs by more than ``max_gap``.
     """
+    from scipy import stats
+
     counts = np.stack(
         [np.bincount(member_labels, minlength=num_classes), np.bincount(non_member_labels, minlength=num_classes)]
     )
     counts = counts[:, counts.sum(axis=0) > 0]
     shares = counts / counts.sum(axis=1, keepdims=True)
     gap = float(np.abs(shares[0] - shares[1]).max())
-    p_value = float(chi2_contingency(counts)[1]) if counts.shape[1] > 1 else 1.0
+    p_value = float(stats.chi2_contingency(counts)[1]) if counts.shape[1] > 1 else 1.0
     report = AuditReport(details={"chi2_p": p_value, "max_class_gap": gap})
     if p_value < alpha and gap > max_gap:
         report.problems.append(
@@ -105,6 +110,8 @@ def check_inputs(
         membership: 1 for members, 0 for non-members.
         alpha: Significance level of each Kolmogorov-Smirnov test, Bonferroni-corrected here.
     """
+    from scipy import stats
+
     report = AuditReport()
     members = membership.astype(bool)
     changed = ~np.isclose(recorded, canonical, rtol=1e-5, atol=1e-6).all(axis=1)
@@ -117,7 +124,7 @@ def check_inputs(
         )
     corrected = alpha / len(INPUT_STATISTICS)
     for column, name in enumerate(INPUT_STATISTICS):
-        p_value = float(ks_2samp(recorded[members, column], recorded[~members, column]).pvalue)
+        p_value = float(stats.ks_2samp(recorded[members, column], recorded[~members, column]).pvalue)
         report.details[f"{name}_ks_p"] = p_value
         if p_value < corrected:
             report.problems.append(
@@ -129,11 +136,13 @@ def check_inputs(
 
 def check_batches(batches: np.ndarray, membership: np.ndarray, alpha: float) -> AuditReport:
     """Check that batches mix members and non-members (chi-square test of batch against membership)."""
+    from scipy import stats
+
     table = np.zeros((int(batches.max()) + 1, 2))
     np.add.at(table, (batches.astype(np.int64), membership.astype(np.int64)), 1)
     table = table[table.sum(axis=1) > 0]
     pure = int(((table == 0).any(axis=1) & (table.sum(axis=1) > 1)).sum())
-    p_value = float(chi2_contingency(table)[1]) if len(table) > 1 else 1.0
+    p_value = float(stats.chi2_contingency(table)[1]) if len(table) > 1 else 1.0
     report = AuditReport(details={"batches": len(table), "single_kind_batches": pure, "chi2_p": p_value})
     if p_value < alpha:
         report.problems.append(

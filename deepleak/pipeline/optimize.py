@@ -228,16 +228,10 @@ class SeedProblem:
         chain = HardeningChain.from_config(steps, seed=derive_seed(self.seed, self.method, "harden"))
         calibration = Calibration(raw.target[self.utility_index], self.utility_inputs, raw.perturbed, self.perturbed_inputs)
         sensitivities = chain.sensitivities(calibration, self.map_size)
-        count, images = raw.perturbed.shape[:2]
-        perturbed = chain.apply(
-            raw.perturbed.reshape(count * images, *raw.perturbed.shape[2:]),
-            self.perturbed_inputs.reshape(count * images, *self.perturbed_inputs.shape[2:]),
-            sensitivities,
-        ).reshape(raw.perturbed.shape)
         return {
             "target": chain.apply(raw.target, self.images["target"], sensitivities),
             "shadow": chain.apply(raw.shadow, self.images["shadow"], sensitivities),
-            "perturbed": perturbed,
+            "perturbed": chain.apply_stacked(raw.perturbed, self.perturbed_inputs, sensitivities),
         }
 
     def attack_data(self, role: str, maps: np.ndarray) -> AttackData:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,15 +142,34 @@ class HardeningChain:
             out = step.harden(out, inputs, sensitivity)
         return out if out is not maps else out.copy()
 
+    def apply_stacked(
+        self, maps: np.ndarray, inputs: np.ndarray, sensitivities: list[float | None] | None = None
+    ) -> np.ndarray:
+        """Like :meth:`apply`, for stacks of maps of perturbed copies.
+
+        Args:
+            maps: Maps, shape ``(K, M, C, H, W)``: ``K`` copies of ``M`` images.
+            inputs: The perturbed images, shape ``(K, M, C, H, W)``.
+            sensitivities: As in :meth:`apply`.
+        """
+        return _on_stack(lambda flat_maps, flat_inputs: self.apply(flat_maps, flat_inputs, sensitivities), maps, inputs)
+
+
+def _on_stack(function: Callable[[np.ndarray, np.ndarray], np.ndarray], maps: np.ndarray, inputs: np.ndarray) -> np.ndarray:
+    """Run ``function`` written for ``(N, ...)`` arrays on ``(K, M, ...)`` stacks and restore the stack shape."""
+    count, images = maps.shape[:2]
+    # (K, M, C, H, W) -> (K * M, C, H, W), one row per perturbed copy.
+    out = function(maps.reshape(count * images, *maps.shape[2:]), inputs.reshape(count * images, *inputs.shape[2:]))
+    return out.reshape(maps.shape)
+
 
 def _advance(step: Hardener, calibration: Calibration, sensitivity: float | None) -> Calibration:
     """Apply one step to the calibration maps so the next noise step measures what it receives."""
-    count, images = calibration.perturbed_maps.shape[:2]
-    perturbed = step.harden(
-        calibration.perturbed_maps.reshape(count * images, *calibration.maps.shape[1:]),
-        calibration.perturbed_inputs.reshape(count * images, *calibration.inputs.shape[1:]),
-        sensitivity,
-    ).reshape(calibration.perturbed_maps.shape)
+    perturbed = _on_stack(
+        lambda maps, inputs: step.harden(maps, inputs, sensitivity),
+        calibration.perturbed_maps,
+        calibration.perturbed_inputs,
+    )
     return Calibration(
         step.harden(calibration.maps, calibration.inputs, sensitivity),
         calibration.inputs,
