@@ -26,7 +26,7 @@ from deepleak.core.io import load_arrays, load_model_state, replace_dir, save_ar
 from deepleak.core.models import ModelOutput, build_model
 from deepleak.core.reference import reference_masks
 from deepleak.core.seeding import derive_seed, seed_everything
-from deepleak.core.training import accuracy, predict_logits, train_model
+from deepleak.core.training import accuracy, predict_logits, train_ensemble
 from deepleak.errors import ArtifactError
 from deepleak.pipeline.context import StageContext
 from deepleak.pipeline.prepare import load_splits
@@ -82,11 +82,14 @@ def run_reference(ctx: StageContext) -> dict:
                 images = dataset.tensor(points)
                 logits = np.empty((settings.models, len(points), dataset.num_classes), dtype=np.float32)
                 train_acc, test_acc = [], []
-                for k in range(settings.models):
-                    model_seed = derive_seed(seed, "reference", k)
+                model_seeds = [derive_seed(seed, "reference", k) for k in range(settings.models)]
+                models = []
+                for model_seed in model_seeds:
                     seed_everything(model_seed)
-                    model = build_model(train_params.model, dataset.image_shape, dataset.num_classes)
-                    train_model(model, dataset, points[membership[k]], train_params, model_seed, ctx.device)
+                    models.append(build_model(train_params.model, dataset.image_shape, dataset.num_classes))
+                index_sets = [points[membership[k]] for k in range(settings.models)]
+                train_ensemble(models, dataset, index_sets, train_params, model_seeds, ctx.device)
+                for k, model in enumerate(models):
                     logits[k] = predict_logits(model, images, ctx.device).numpy()
                     train_acc.append(accuracy(model, dataset, points[membership[k]], ctx.device))
                     test_acc.append(accuracy(model, dataset, points[~membership[k]], ctx.device))
