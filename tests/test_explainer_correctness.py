@@ -282,6 +282,10 @@ def test_gradcam_plus_plus_weights_by_hand() -> None:
     expected = torch.tensor([[1 / 6 + 1 / 5]])
     torch.testing.assert_close(gradcam_plus_plus_weights(activations, gradients), expected)
     torch.testing.assert_close(gradcam_weights(gradients), torch.tensor([[0.5]]))
+    # Activations summing to -1 and g = 2: 2 g^2 + (-1) g^3 = 0, so that term is 0 and only g = 1 counts (1/1).
+    negative = torch.tensor([[[[1.0, -2.0], [0.0, 0.0]]]])
+    steep = torch.tensor([[[[2.0, 1.0], [0.0, 0.0]]]])
+    torch.testing.assert_close(gradcam_plus_plus_weights(negative, steep), torch.tensor([[1.0]]))
 
 
 def test_gradcam_plus_plus_map_differs_from_gradcam() -> None:

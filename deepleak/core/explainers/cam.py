@@ -62,15 +62,19 @@ def gradcam_plus_plus_weights(activations: torch.Tensor, gradients: torch.Tensor
     ``alpha_ij = g_ij^2 / (2 g_ij^2 + sum_ab(A_ab) g_ij^3)``. The channel weight
     is ``sum_ij alpha_ij relu(g_ij)``. The common factor ``exp(S)`` scales the
     whole map of an image and is left out, so large logits cannot overflow.
-    Where the denominator is zero (``g_ij = 0``) ``alpha_ij`` is 0.
+    Where the denominator is zero ``alpha_ij`` is 0.
+
+    Only positive gradients enter the sum, and for ``g > 0`` the product
+    ``alpha_ij g_ij`` simplifies to ``g_ij / (2 + sum_ab(A_ab) g_ij)``, which
+    is what is computed: half the elementwise passes of the direct formula,
+    which matters when the layer is as large as the rest of a small network.
     """
-    squared = gradients.pow(2)
-    cubed = gradients.pow(3)
-    spatial_sum = activations.sum(dim=(2, 3), keepdim=True)
-    denominator = 2 * squared + spatial_sum * cubed
-    safe = torch.where(denominator != 0, denominator, torch.ones_like(denominator))
-    alpha = torch.where(denominator != 0, squared / safe, torch.zeros_like(squared))
-    return (alpha * gradients.clamp(min=0)).sum(dim=(2, 3))
+    positive = gradients.clamp(min=0)
+    spatial_sum = activations.sum(dim=(2, 3), keepdim=True)  # (N, K, 1, 1)
+    denominator = 2 + spatial_sum * positive
+    # Where g > 0 and 2 + S g = 0, the direct formula's denominator g^2 (2 + S g) is zero too, so the term is 0.
+    terms = torch.where(denominator != 0, positive / denominator, torch.zeros_like(positive))
+    return terms.sum(dim=(2, 3))
 
 
 def weighted_cam(activations: torch.Tensor, weights: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
