@@ -194,3 +194,53 @@ def test_optimize_stage_end_to_end(tiny_run, tmp_path):
         for key in ("spearman", "ssim", "deletion_auc", "max_sensitivity", "gini", "model_accuracy_change"):
             assert key in metrics
         assert metrics["model_accuracy_change"] == 0.0
+
+
+def test_optimize_auc_leakage(tiny_run, tmp_path):
+    from deepleak.pipeline import StageContext
+    from deepleak.pipeline.optimize import run_optimize
+
+    root = tmp_path / "project"
+    shutil.copytree(tiny_run, root, ignore=shutil.ignore_patterns("mlflow.db", "mlruns"))
+    overrides = {
+        "optimize.trials": 2, "optimize.bootstrap": 10, "optimize.utility_images": 8, "optimize.search_cnn_epochs": 1,
+        "optimize.leakage": "auc", "tracking.enabled": False,
+    }
+    ctx = StageContext.create(root / "params.yaml", root=root, overrides=overrides)
+    summary = run_optimize(ctx, "SMAP")
+    assert summary["leakage"] == "auc"
+    out = root / "artifacts" / "optimize" / "SMAP"
+    for seed, entry in summary["per_seed"].items():
+        assert 0.0 <= entry["baseline_auc"]["value"] <= 1.0
+        twin = load_results(out / f"optuna_results_SMAP+{seed}.json")
+        for trial in twin["trials"]:
+            metrics = trial["user_attrs"]["metrics"]
+            areas = [metrics[f"auc_{name}"] for name in ctx.params.optimize.attacks]
+            # The search's leakage is the worst attack's distance of AUC from chance, not a TPR.
+            assert trial["values"][0] == pytest.approx(max(abs(area - 0.5) for area in areas))
+
+
+def test_open_study_retries_concurrent_schema_setup(tmp_path, monkeypatch):
+    import deepleak.core.study as study_module
+
+    class IntegrityError(Exception):
+        pass
+
+    real_load = optuna.load_study
+    calls = []
+
+    def racing_load(**kwargs):
+        calls.append(kwargs)
+        if len(calls) == 1:
+            raise IntegrityError("UNIQUE constraint failed: alembic_version.version_num")
+        return real_load(**kwargs)
+
+    monkeypatch.setattr(study_module.optuna, "load_study", racing_load)
+    study = open_study(f"sqlite:///{tmp_path / 'optuna.db'}", "raced", "tpe", 0)
+    assert study.study_name == "raced"
+    assert len(calls) == 2
+
+
+def test_open_study_bad_storage_names_fix(tmp_path):
+    with pytest.raises(ConfigError, match="fix optimize.storage"):
+        open_study(f"sqlite:///{tmp_path / 'missing' / 'dir' / 'optuna.db'}", "s", "tpe", 0)

@@ -33,6 +33,13 @@ def _index_sets(sizes: list[int]) -> list[np.ndarray]:
     return [np.sort(rng.choice(400, size, replace=False)) for size in sizes]
 
 
+def _train_one_by_one(dataset, index_sets: list[np.ndarray], params: TrainParams) -> list[torch.nn.Module]:
+    return [
+        train_model(model, dataset, indices, params, seed, torch.device("cpu"))
+        for model, indices, seed in zip(_fresh_models(dataset), index_sets, SEEDS, strict=True)
+    ]
+
+
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
 @pytest.mark.parametrize("augment", [False, True])
 def test_ensemble_matches_sequential_training(digits, optimizer, augment):
@@ -40,10 +47,7 @@ def test_ensemble_matches_sequential_training(digits, optimizer, augment):
     index_sets = _index_sets([48, 48, 48])
     device = torch.device("cpu")
     together = train_ensemble(_fresh_models(digits), digits, index_sets, params, SEEDS, device)
-    alone = [
-        train_model(model, digits, indices, params, seed, device)
-        for model, indices, seed in zip(_fresh_models(digits), index_sets, SEEDS, strict=True)
-    ]
+    alone = _train_one_by_one(digits, index_sets, params)
     # SGD reproduces sequential training to rounding. Adam divides each step by
     # the root of its second moment, which turns rounding differences in
     # near-zero gradients into steps of up to lr, so it gets a wider tolerance.
@@ -79,10 +83,7 @@ def test_unequal_sizes_fall_back_to_sequential(digits):
     index_sets = _index_sets([40, 48, 56])
     device = torch.device("cpu")
     together = train_ensemble(_fresh_models(digits), digits, index_sets, params, SEEDS, device)
-    alone = [
-        train_model(model, digits, indices, params, seed, device)
-        for model, indices, seed in zip(_fresh_models(digits), index_sets, SEEDS, strict=True)
-    ]
+    alone = _train_one_by_one(digits, index_sets, params)
     for joint, single in zip(together, alone, strict=True):
         for value, expected in zip(joint.state_dict().values(), single.state_dict().values(), strict=True):
             assert torch.equal(value, expected)

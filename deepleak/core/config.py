@@ -441,6 +441,11 @@ class OptimizeParams(_Section):
         "faithfulness", description="Utility-loss definition the search minimizes (see deepleak.core.utility)."
     )
     fpr: float = Field(0.01, gt=0, lt=1, description="FPR at which leakage (TPR - FPR) is measured.")
+    leakage: Literal["tpr", "auc"] = Field(
+        "tpr",
+        description="Leakage the search minimizes: tpr (TPR at optimize.fpr minus that FPR) or auc "
+        "(|AUC - 0.5|, which varies less between trials where few members are available); worst over attacks.",
+    )
     attacks: list[str] = Field(
         default_factory=lambda: ["reference_cnn", "threshold_variance", "threshold_l1", "threshold_l2"],
         min_length=1,

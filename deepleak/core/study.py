@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -45,6 +46,33 @@ def create_sampler(kind: str, seed: int) -> optuna.samplers.BaseSampler:
     raise ConfigError(f"optimize.sampler must be tpe or nsga2, got {kind!r}")
 
 
+def _stored_trial_count(storage: str, name: str, attempts: int = 3) -> int:
+    """Return how many trials study ``name`` already has in ``storage`` (0 when it does not exist).
+
+    Two processes that open a new SQLite file at once both try to create
+    Optuna's tables, and the slower one fails on the schema-version row. That
+    failure is retried, since the tables exist by then.
+
+    Raises:
+        ConfigError: The storage cannot be opened.
+    """
+    for attempt in range(attempts):
+        try:
+            return len(optuna.load_study(study_name=name, storage=storage).trials)
+        except KeyError:
+            return 0
+        except Exception as error:  # noqa: BLE001 - SQLAlchemy raises many types for a bad URL or file
+            concurrent_setup = type(error).__name__ == "IntegrityError" and "alembic_version" in str(error)
+            if concurrent_setup and attempt + 1 < attempts:
+                log.info("Optuna storage %s was being created by another process; retrying", storage)
+                time.sleep(0.2)
+                continue
+            raise ConfigError(
+                f"cannot open Optuna storage {storage!r} ({type(error).__name__}: {error}); fix optimize.storage"
+            ) from None
+    return 0
+
+
 def open_study(storage: str, name: str, sampler_kind: str, seed: int) -> optuna.Study:
     """Create or load the study ``name`` and mark trials a killed run left RUNNING as FAIL.
 
@@ -56,13 +84,7 @@ def open_study(storage: str, name: str, sampler_kind: str, seed: int) -> optuna.
         study at a time; parallel workers on a shared database would fail each
         other's live trials.
     """
-    try:
-        probe = optuna.load_study(study_name=name, storage=storage)
-        existing = len(probe.trials)
-    except KeyError:
-        existing = 0
-    except Exception as error:  # noqa: BLE001 - SQLAlchemy raises many types for a bad URL or file
-        raise ConfigError(f"cannot open Optuna storage {storage!r} ({type(error).__name__}: {error}); fix optimize.storage") from None
+    existing = _stored_trial_count(storage, name)
     study = optuna.create_study(
         study_name=name,
         storage=storage,

@@ -31,7 +31,7 @@ from deepleak.core.attacks import AttackData, create_attack
 from deepleak.core.explainers import EXPLAINERS, create_explainer
 from deepleak.core.hardening import Calibration, HardeningChain
 from deepleak.core.io import fingerprint, load_arrays, replace_dir, save_arrays, write_json
-from deepleak.core.metrics import evaluate_attack, level_key, tpr_at_fpr
+from deepleak.core.metrics import auc, evaluate_attack, level_key, tpr_at_fpr
 from deepleak.core.models import ModelOutput
 from deepleak.core.seeding import derive_seed, seed_everything
 from deepleak.core.study import (
@@ -247,17 +247,25 @@ class SeedProblem:
         return settings
 
     def leakage(self, hardened: dict[str, np.ndarray]) -> tuple[float, dict[str, float]]:
-        """Retrain every attack on the hardened shadow maps; return the largest TPR - FPR and each attack's TPR."""
+        """Retrain every attack on the hardened shadow maps; return the leakage and each attack's TPR and AUC.
+
+        The leakage is the worst over attacks of TPR - FPR at ``optimize.fpr``,
+        or of ``|AUC - 0.5|`` when ``optimize.leakage`` is ``auc``.
+        """
         fpr = self.options.fpr
         shadow = self.attack_data("shadow", hardened["shadow"])
         target = self.attack_data("target", hardened["target"])
-        tprs = {}
+        measured: dict[str, float] = {}
+        advantages = []
         for name in self.options.attacks:
             attack_seed = derive_seed(self.seed, self.method, name, "optimize")
             seed_everything(attack_seed)
             attack = create_attack(name, self.attack_settings(name, search=True), seed=attack_seed)
-            tprs[name] = tpr_at_fpr(attack.fit(shadow).score(target), target.membership, fpr)
-        return max(tprs.values()) - fpr, tprs
+            scores = attack.fit(shadow).score(target)
+            tpr, area = tpr_at_fpr(scores, target.membership, fpr), auc(scores, target.membership)
+            measured[f"tpr_{name}"], measured[f"auc_{name}"] = tpr, area
+            advantages.append(abs(area - 0.5) if self.options.leakage == "auc" else tpr - fpr)
+        return max(advantages), measured
 
     def evaluate(self, hardened: dict[str, np.ndarray], label: str) -> dict[str, Any]:
         """Leakage of one configuration with bootstrap intervals, under full-strength attacks seeded apart from the search."""
@@ -275,10 +283,17 @@ class SeedProblem:
                 self.options.bootstrap, self.options.confidence, seed=attack_seed,
             )
             per_attack[name] = result.to_dict()
-        strongest = max(per_attack, key=lambda name: per_attack[name]["tpr"][key]["value"])
+        if self.options.leakage == "auc":
+            strongest = max(per_attack, key=lambda name: abs(per_attack[name]["auc"]["value"] - 0.5))
+        else:
+            strongest = max(per_attack, key=lambda name: per_attack[name]["tpr"][key]["value"])
         entry = per_attack[strongest]["tpr"][key]
-        log.info("%s seed %d %s: strongest attack %s, TPR %.4f", self.method, self.seed, label, strongest, entry["value"])
-        return {"strongest_attack": strongest, "tpr": entry, "per_attack": per_attack, "fpr": self.options.fpr}
+        area = per_attack[strongest]["auc"]
+        log.info(
+            "%s seed %d %s: strongest attack %s, TPR %.4f, AUC %.4f",
+            self.method, self.seed, label, strongest, entry["value"], area["value"],
+        )
+        return {"strongest_attack": strongest, "tpr": entry, "auc": area, "per_attack": per_attack, "fpr": self.options.fpr}
 
 
 def study_name(ctx: StageContext, problem: SeedProblem) -> str:
@@ -300,14 +315,14 @@ def make_objective(ctx: StageContext, problem: SeedProblem, parent, bar):
         steps, settings = trial_config(trial, ctx.params.harden, problem.method, problem.base_settings)
         recomputed_before = problem.recomputed
         hardened = problem.harden(steps, settings)
-        leakage, tprs = problem.leakage(hardened)
+        leakage, measured = problem.leakage(hardened)
         report = problem.report(problem.raw_utility_maps, hardened["target"][problem.utility_index], hardened["perturbed"])
         loss = utility_loss(problem.raw_report, report, options.utility_loss)
         accuracy = problem.model_accuracy()
         metrics = {
             "leakage": leakage,
             "utility_loss": loss,
-            **{f"tpr_{name}": value for name, value in tprs.items()},
+            **measured,
             **report,
             "model_accuracy": accuracy,
             "model_accuracy_change": accuracy - problem.accuracy,
@@ -397,7 +412,9 @@ def run_optimize(ctx: StageContext, method: str) -> dict[str, Any]:
     name = EXPLAINERS.canonical(method)
     seeds = read_top_seeds(ctx, name)
     options = params.optimize
-    summary: dict[str, Any] = {"method": name, "fpr": options.fpr, "utility_budget": options.utility_budget, "per_seed": {}}
+    summary: dict[str, Any] = {
+        "method": name, "fpr": options.fpr, "leakage": options.leakage, "utility_budget": options.utility_budget, "per_seed": {},
+    }
     staging = optimize_dir(ctx, name).with_name(f".{name}.staging")
     if staging.exists():
         import shutil
@@ -414,6 +431,8 @@ def run_optimize(ctx: StageContext, method: str) -> dict[str, Any]:
                     "chosen": payload["chosen_config"],
                     "baseline_tpr": comparison["baseline"]["tpr"],
                     "chosen_tpr": comparison["chosen"]["tpr"],
+                    "baseline_auc": comparison["baseline"]["auc"],
+                    "chosen_auc": comparison["chosen"]["auc"],
                     "baseline_attack": comparison["baseline"]["strongest_attack"],
                     "chosen_attack": comparison["chosen"]["strongest_attack"],
                     "pareto_size": len(payload["pareto_front"]),
