@@ -150,6 +150,12 @@ def test_invalid_harden_params(harden, fragment):
     assert "\n" not in str(caught.value)
 
 
+@pytest.mark.parametrize("attack", ["lrt_l1", "loss_threshold", "perturbation"])
+def test_optimize_rejects_attacks_needing_more_than_maps(attack):
+    with pytest.raises(ConfigError, match=f"{attack}.*use attacks among reference_cnn"):
+        parse_params(tiny_params(optimize={"attacks": ["reference_cnn", attack]}))
+
+
 def test_optimize_without_top_csv(tmp_path):
     from conftest import make_project
     from deepleak.pipeline import StageContext

@@ -468,10 +468,20 @@ class OptimizeParams(_Section):
 
     @field_validator("attacks")
     @classmethod
-    def _registered_attacks(cls, names: list[str]) -> list[str]:
+    def _map_only_attacks(cls, names: list[str]) -> list[str]:
         from deepleak.core.attacks import ATTACKS
 
-        return [ATTACKS.canonical(name) for name in names]
+        canonical = [ATTACKS.canonical(name) for name in names]
+        # Trials hand the attacks hardened maps only: no logits, reference-model
+        # statistics or perturbation features are recomputed per trial.
+        unsupported = [name for name in canonical if ATTACKS.get(name).requires]
+        if unsupported:
+            usable = [name for name in ATTACKS if not ATTACKS.get(name).requires]
+            raise ValueError(
+                f"{unsupported} need inputs besides the maps, which optimize trials do not compute; "
+                f"use attacks among {', '.join(usable)}"
+            )
+        return canonical
 
 
 def _check_levels(levels: list[Any], valid: Callable[[Any], bool], rule: str) -> list[Any]:
