@@ -9,7 +9,7 @@ where DVC announces it to the line where DVC announces the next one (or to
 the end of the run), so it includes interpreter start, imports, MLflow
 logging and DVC's own bookkeeping. The clone's `deepleak` package is put
 first on PYTHONPATH, so the clone's commit is what runs even when the venv
-holds an editable install of another checkout. The venv's `deepleak` and
+contains an editable install of another checkout. The venv's `deepleak` and
 `dvc` must be beside the Python that runs this script. A second `dvc repro`
 checks that nothing reruns. Uncommitted changes are not included.
 """

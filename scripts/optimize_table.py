@@ -35,13 +35,13 @@ def _cut(baseline: float, chosen: float) -> str:
     return f"{1 - max(chosen, 0.0) / baseline:.0%}"
 
 
-def _steps(config: dict) -> str:
+def _steps(config: dict, explainer_changed: bool) -> str:
     parts = []
     for step in config["steps"]:
         settings = ", ".join(f"{key} {value:.3g}" if isinstance(value, float) else f"{key} {value}" for key, value in step["settings"].items())
         parts.append(f"{step['name']} ({settings})" if settings else step["name"])
     text = " → ".join(parts) if parts else "unhardened"
-    if config.get("explainer_changed"):
+    if explainer_changed:
         text += f"; explainer {config['explainer_settings']}"
     return text
 
@@ -60,8 +60,7 @@ def seed_row(method: str, payload: dict, base_settings: dict) -> str:
         auc_attacks[side] = by_auc
         rows[side] = (strongest, entry["tpr"], entry["per_attack"][by_auc]["auc"])
 
-    config = dict(payload["chosen_config"])
-    config["explainer_changed"] = config["explainer_settings"] != base_settings
+    config = payload["chosen_config"]
     tpr_cut = _cut(rows["baseline"][1]["value"] - fpr, rows["chosen"][1]["value"] - fpr)
     auc_cut = _cut(abs(rows["baseline"][2]["value"] - 0.5), abs(rows["chosen"][2]["value"] - 0.5))
 
@@ -76,7 +75,7 @@ def seed_row(method: str, payload: dict, base_settings: dict) -> str:
         f"{_estimate(rows['baseline'][2], False)} ({auc_attacks['baseline']})",
         f"{_estimate(rows['chosen'][2], False)} ({auc_attacks['chosen']})",
         auc_cut,
-        _steps(config),
+        _steps(config, explainer_changed=config["explainer_settings"] != base_settings),
         f"{config['utility_loss']:.1%}",
     ]
     return f"| {' | '.join(cells)} |"

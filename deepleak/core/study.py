@@ -56,21 +56,21 @@ def _stored_trial_count(storage: str, name: str, attempts: int = 3) -> int:
     Raises:
         ConfigError: The storage cannot be opened.
     """
-    for attempt in range(attempts):
+    attempt = 1
+    while True:
         try:
             return len(optuna.load_study(study_name=name, storage=storage).trials)
         except KeyError:
             return 0
         except Exception as error:  # noqa: BLE001 - SQLAlchemy raises many types for a bad URL or file
             concurrent_setup = type(error).__name__ == "IntegrityError" and "alembic_version" in str(error)
-            if concurrent_setup and attempt + 1 < attempts:
-                log.info("Optuna storage %s was being created by another process; retrying", storage)
-                time.sleep(0.2)
-                continue
-            raise ConfigError(
-                f"cannot open Optuna storage {storage!r} ({type(error).__name__}: {error}); fix optimize.storage"
-            ) from None
-    return 0
+            if not concurrent_setup or attempt >= attempts:
+                raise ConfigError(
+                    f"cannot open Optuna storage {storage!r} ({type(error).__name__}: {error}); fix optimize.storage"
+                ) from None
+            log.info("Optuna storage %s was being created by another process; retrying", storage)
+            attempt += 1
+            time.sleep(0.2)
 
 
 def open_study(storage: str, name: str, sampler_kind: str, seed: int) -> optuna.Study:

@@ -66,7 +66,7 @@ def gradcam_plus_plus_weights(activations: torch.Tensor, gradients: torch.Tensor
 
     Only positive gradients enter the sum, and for ``g > 0`` the product
     ``alpha_ij g_ij`` simplifies to ``g_ij / (2 + sum_ab(A_ab) g_ij)``, which
-    is what is computed: half the elementwise passes of the direct formula,
+    is what is computed: about half the elementwise passes of the direct formula,
     which matters when the layer is as large as the rest of a small network.
     """
     positive = gradients.clamp(min=0)

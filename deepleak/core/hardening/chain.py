@@ -145,7 +145,7 @@ class HardeningChain:
     def apply_stacked(
         self, maps: np.ndarray, inputs: np.ndarray, sensitivities: list[float | None] | None = None
     ) -> np.ndarray:
-        """Like :meth:`apply`, for stacks of maps of perturbed copies.
+        """Apply the chain to stacks of maps of perturbed copies, as :meth:`apply` does to one batch.
 
         Args:
             maps: Maps, shape ``(K, M, C, H, W)``: ``K`` copies of ``M`` images.
